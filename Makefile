@@ -1,0 +1,25 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both build the environment (.venv) first if it is missing.
+VENV := .venv
+PY := $(VENV)/bin/python
+OUTPUT_DIR ?= outputs/local
+DATA_DIR ?= data/sample
+
+.PHONY: env run test test-all bench clean
+
+env: $(VENV)/.bootstrap-complete
+
+$(VENV)/.bootstrap-complete: requirements.lock setup.py scripts/bootstrap.sh
+	scripts/bootstrap.sh
+
+run: env
+	$(VENV)/bin/catsdogs run-local --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR) --serve-and-predict
+
+test: env
+	$(PY) -m pytest -q tests
+
+bench: env
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf outputs

@@ -1,0 +1,56 @@
+"""The data contract: names every stage of the pipeline agrees on.
+
+Ingestion writes these feature keys, Transform reads them, the Trainers export
+signatures with these tensor names, TFMA and the serving client rely on them.
+Import from here; never repeat the strings.
+"""
+
+IMAGE_KEY = "image_raw"
+"""bytes: the original file's bytes, unchanged (JPEG or PNG)."""
+
+LABEL_KEY = "label"
+"""int64: index of the class in the sorted class names."""
+
+FILENAME_KEY = "filename"
+"""bytes: the file's path relative to its split folder, e.g. b"dogs/dog.7.jpg"."""
+
+TRANSFORMED_IMAGE_KEY = "image"
+"""float32 [height, width, channels] in [0, 1]: Transform's output, the model input."""
+
+SPLITS = ("train", "validation", "test")
+TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT = SPLITS
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+CLASS_NAMES_FILE = "class_names.json"
+"""Written into the Examples artifact by ImageExampleGen: the sorted class names."""
+
+# The book's data set; real class names always come from the folders (sorted).
+CATS_VS_DOGS_CLASSES = ("cats", "dogs")
+
+IMAGE_HEIGHT = 150
+IMAGE_WIDTH = 150
+IMAGE_CHANNELS = 3
+
+# Served model names (TF Serving's model base path sub-folders).
+SCRATCH_MODEL_NAME = "cats_vs_dogs_scratch"
+VGG16_MODEL_NAME = "cats_vs_dogs_vgg16"
+
+# Serving signatures.
+SERVING_SIGNATURE = "serving_default"
+SERVING_INPUT_KEY = "image_bytes"
+"""tf.string [None]: raw JPEG/PNG bytes, one image per element."""
+EXAMPLES_SIGNATURE = "serving_examples"
+"""Takes serialized tf.Example (for TFMA); never the default signature."""
+EXAMPLES_INPUT_KEY = "examples"
+PROBABILITIES_KEY = "probabilities"
+"""float32 [None, n_classes]."""
+CLASSES_KEY = "classes"
+"""tf.string [None]: the predicted class name."""
+CLASS_IDS_KEY = "class_ids"
+"""int64 [None]: the predicted class index."""
+
+
+def label_for(class_name: str, class_names) -> int:
+    """Index of a class in the sorted class names (Keras flow_from_directory's rule)."""
+    return sorted(class_names).index(class_name)

@@ -1,0 +1,46 @@
+"""Pipeline configuration: every runner builds one of these and hands it to
+create_pipeline(). Defaults reproduce the book; runners override what differs
+(paths, Beam args, epoch budgets)."""
+import dataclasses
+import os
+from typing import Optional, Sequence
+
+from components import contract
+
+PIPELINE_NAME = "cats-vs-dogs"
+
+# Beam 2.68+ runs the DirectRunner on Prism by default; TFX's own tests and
+# this project run it in-process, which is what works on this stack.
+LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestionConfig:
+    """ImageExampleGen settings (see components/image_example_gen)."""
+    max_rejected_fraction: float = 0.01
+    max_image_pixels: int = 50_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """What a runner injects into create_pipeline()."""
+    data_root: str
+    pipeline_root: str
+    serving_model_dir: str
+    metadata_path: Optional[str] = None  # SQLite MLMD for local runs; None on KFP
+    pipeline_name: str = PIPELINE_NAME
+    beam_pipeline_args: Sequence[str] = LOCAL_BEAM_ARGS
+    ingestion: IngestionConfig = IngestionConfig()
+    train_models: Sequence[str] = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    enable_cache: bool = True
+
+    @classmethod
+    def for_local_run(cls, data_root: str, output_dir: str, **overrides) -> "PipelineConfig":
+        output_dir = os.path.abspath(output_dir)
+        return cls(
+            data_root=os.path.abspath(data_root),
+            pipeline_root=os.path.join(output_dir, "pipeline_root"),
+            serving_model_dir=os.path.join(output_dir, "serving_model"),
+            metadata_path=os.path.join(output_dir, "metadata.sqlite"),
+            **overrides,
+        )

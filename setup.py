@@ -1,0 +1,24 @@
+"""Installs the cats-vs-dogs TFX pipeline and its `catsdogs` command.
+
+Runtime dependencies are pinned in requirements.lock (installed by
+scripts/bootstrap.sh); install_requires names only the top-level ones so that
+the pipeline image (based on the official TFX image) does not re-resolve TFX.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="catsdogs-tfx",
+    version="0.1.0",
+    description="Deep Learning with Python, chapter 5, as a production TFX pipeline",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
+                                    "serving", "serving.*"]),
+    package_data={"serving": ["configs/*"]},
+    install_requires=[
+        "tfx>=1.21,<1.22",
+        "tensorflow-serving-api",
+        "pillow",
+        "matplotlib",
+    ],
+    entry_points={"console_scripts": ["catsdogs=pipeline.cli:main"]},
+)
