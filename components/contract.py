@@ -54,3 +54,14 @@ CLASS_IDS_KEY = "class_ids"
 def label_for(class_name: str, class_names) -> int:
     """Index of a class in the sorted class names (Keras flow_from_directory's rule)."""
     return sorted(class_names).index(class_name)
+
+POSITIVE_PROBABILITY_KEY = "probability"
+"""float32 [None]: P(class index 1). Only in the tf.Example signature of
+two-class models, for TFMA's binary metrics (label 1 = the second sorted class)."""
+
+KERAS_MODEL_PATH = "keras/model.keras"
+"""Inside every exported SavedModel directory: the trained Keras 3 model, for
+explanations (Grad-CAM needs its layers). TF Serving ignores the folder."""
+
+TRAINING_REPORT_DIR = "training_report"
+"""Inside the Trainer's model_run artifact: curves and augmentation grids (PNG)."""
