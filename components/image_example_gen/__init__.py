@@ -1,0 +1,1 @@
+"""ImageExampleGen: image class folders -> gzipped TFRecords of tf.Example."""
