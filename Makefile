@@ -19,7 +19,7 @@ test: env
 	$(PY) -m pytest -q tests
 
 bench: env
-	$(PY) -m benchmarks.run_all
+	$(PY) -m benchmarks.run_all $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf outputs
