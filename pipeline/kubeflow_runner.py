@@ -1,0 +1,346 @@
+"""Kubeflow Pipelines v2 runner: compiles create_pipeline() into a KFP PipelineSpec (YAML).
+
+TFX's KubeflowV2DagRunner builds the PipelineSpec; this module injects the
+cluster's configuration (image, storage, Beam args, runtime parameters),
+sets each task's container resources through TFX's with_platform_config
+(Trainers get GPUs) and adds a Kubernetes platform spec (GPU node pool, volume
+mounts) next to it, written by kfp's own YAML writer, so the file is what
+`kfp.Client` and the KFP UI's "Upload pipeline" accept.
+"""
+import dataclasses
+import json
+import os
+from typing import Dict, Mapping, Optional, Sequence
+
+import yaml
+from google.protobuf import json_format
+from kfp.compiler import pipeline_spec_builder
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx import v1 as tfx
+from tfx.dsl.components.base import base_node
+from tfx.orchestration.data_types import RuntimeParameter
+from tfx.orchestration.kubeflow.v2 import compiler_utils, kubeflow_v2_dag_runner
+
+from components import contract
+from pipeline import configs, kubeflow_platform
+from pipeline.pipeline import create_pipeline
+
+ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+
+_CPU_UNITS = {"m": 1e-3}
+_MEMORY_UNITS = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def cpu_to_float(quantity: str) -> float:
+    """A Kubernetes CPU quantity ('500m', '4') as cores."""
+    try:
+        if quantity.endswith("m"):
+            return float(quantity[:-1]) * _CPU_UNITS["m"]
+        return float(quantity)
+    except ValueError:
+        raise ValueError(f"not a Kubernetes CPU quantity: {quantity!r} (use e.g. '500m' or '4')") from None
+
+
+def memory_to_float(quantity: str) -> float:
+    """A Kubernetes memory quantity ('16Gi', '512M') as bytes."""
+    for suffix in sorted(_MEMORY_UNITS, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            number, scale = quantity[:-len(suffix)], _MEMORY_UNITS[suffix]
+            break
+    else:
+        number, scale = quantity, 1
+    try:
+        return float(number) * scale
+    except ValueError:
+        raise ValueError(
+            f"not a Kubernetes memory quantity: {quantity!r} (use e.g. '16Gi' or '512Mi')") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerResources:
+    """CPU/memory requests and limits of a task's container (Kubernetes quantities)."""
+    cpu_request: Optional[str] = None
+    memory_request: Optional[str] = None
+    cpu_limit: Optional[str] = None
+    memory_limit: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuRequest:
+    """Accelerators a Trainer task asks for (extended resource name and count)."""
+    count: int = 1
+    resource_type: str = "nvidia.com/gpu"
+
+
+def resource_spec(resources: ContainerResources, gpu: Optional[GpuRequest] = None) -> ResourceSpec:
+    """KFP's ResourceSpec, filled the way kfp's compiler does: the string fields
+    current KFP backends read, and the numeric fields older ones read."""
+    spec = ResourceSpec()
+    if resources.cpu_request:
+        spec.resource_cpu_request = resources.cpu_request
+        spec.cpu_request = cpu_to_float(resources.cpu_request)
+    if resources.cpu_limit:
+        spec.resource_cpu_limit = resources.cpu_limit
+        spec.cpu_limit = cpu_to_float(resources.cpu_limit)
+    if resources.memory_request:
+        spec.resource_memory_request = resources.memory_request
+        spec.memory_request = memory_to_float(resources.memory_request)
+    if resources.memory_limit:
+        spec.resource_memory_limit = resources.memory_limit
+        spec.memory_limit = memory_to_float(resources.memory_limit)
+    if gpu and gpu.count > 0:
+        spec.accelerator.resource_type = gpu.resource_type
+        spec.accelerator.resource_count = str(gpu.count)
+        spec.accelerator.type = gpu.resource_type
+        spec.accelerator.count = gpu.count
+    return spec
+
+
+def _gke_gpu_pool() -> kubeflow_platform.PodPlacement:
+    return kubeflow_platform.PodPlacement(
+        node_selector={"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
+        tolerations=(kubeflow_platform.Toleration(key="nvidia.com/gpu"),))
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """Everything about the cluster that the pipeline definition does not know."""
+    image: str = "catsdogs-tfx:0.1.0"
+    pipeline_root: str = "gs://catsdogs-tfx/pipeline_root"
+    data_root: str = "gs://catsdogs-tfx/data/cats_and_dogs_small"
+    # The TF Serving model base path. A local path is a PersistentVolumeClaim
+    # mounted into every task (k8s/base's serving-models claim); a gs:// path
+    # needs no mount.
+    serving_model_dir: str = "/models"
+    serving_volume_claim: Optional[str] = "serving-models"
+    display_name: Optional[str] = None
+    pipeline_name: str = configs.PIPELINE_NAME
+    train_models: Sequence[str] = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    beam_pipeline_args: Sequence[str] = configs.LOCAL_BEAM_ARGS
+    enable_cache: bool = True
+    task_resources: ContainerResources = ContainerResources(
+        cpu_request="1", memory_request="4Gi", cpu_limit="4", memory_limit="8Gi")
+    trainer_resources: ContainerResources = ContainerResources(
+        cpu_request="4", memory_request="16Gi", cpu_limit="8", memory_limit="32Gi")
+    gpu: GpuRequest = GpuRequest()
+    gpu_placement: kubeflow_platform.PodPlacement = dataclasses.field(default_factory=_gke_gpu_pool)
+
+    def __post_init__(self):
+        if self.serving_volume_claim and not os.path.isabs(self.serving_model_dir):
+            raise ValueError(
+                f"serving_model_dir {self.serving_model_dir!r} must be an absolute path where the "
+                f"volume claim {self.serving_volume_claim!r} is mounted (or drop the claim and use "
+                "a gs:// path)")
+        if self.gpu.count < 0:
+            raise ValueError(f"GPU count must be >= 0, got {self.gpu.count}")
+        for model in self.train_models:
+            if model not in (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME):
+                raise ValueError(f"unknown model {model!r}; choose from "
+                                 f"{contract.SCRATCH_MODEL_NAME}, {contract.VGG16_MODEL_NAME}")
+        if not self.train_models:
+            raise ValueError("train_models is empty: the pipeline must train at least one model")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeParameterNames:
+    """Names of the pipeline parameters a user sets in the KFP UI."""
+    data_root: str = "data_root"
+
+
+PARAMETERS = RuntimeParameterNames()
+
+
+def build_pipeline_config(kubeflow: KubeflowConfig) -> configs.PipelineConfig:
+    """The PipelineConfig for a KFP run; values users set per run are RuntimeParameters."""
+    return configs.PipelineConfig(
+        data_root=RuntimeParameter(
+            name=PARAMETERS.data_root, ptype=str, default=kubeflow.data_root,
+            description="folder with train/ validation/ test/, one sub-folder per class"),
+        pipeline_root=kubeflow.pipeline_root,
+        serving_model_dir=kubeflow.serving_model_dir,
+        metadata_path=None,
+        pipeline_name=kubeflow.pipeline_name,
+        beam_pipeline_args=tuple(kubeflow.beam_pipeline_args),
+        train_models=tuple(kubeflow.train_models),
+        enable_cache=kubeflow.enable_cache,
+    )
+
+
+def is_trainer(component: base_node.BaseNode) -> bool:
+    return isinstance(component, tfx.components.Trainer) or component.id.startswith("Trainer")
+
+
+def set_container_resources(pipeline: tfx.dsl.Pipeline, kubeflow: KubeflowConfig) -> None:
+    """Trainers get GPUs and large limits; every other task the default requests."""
+    for component in pipeline.components:
+        if not hasattr(component, "with_platform_config"):
+            continue  # importers and resolvers run no container of ours
+        if is_trainer(component):
+            component.with_platform_config(resource_spec(kubeflow.trainer_resources, kubeflow.gpu))
+        else:
+            component.with_platform_config(resource_spec(kubeflow.task_resources))
+
+
+def create_kubeflow_pipeline(kubeflow: KubeflowConfig) -> tfx.dsl.Pipeline:
+    pipeline = create_pipeline(build_pipeline_config(kubeflow))
+    set_container_resources(pipeline, kubeflow)
+    return pipeline
+
+
+def deployment_config(pipeline_spec: pipeline_spec_pb2.PipelineSpec
+                      ) -> pipeline_spec_pb2.PipelineDeploymentConfig:
+    """The executors of a PipelineSpec (stored there as a Struct) as their proto."""
+    return json_format.ParseDict(json_format.MessageToDict(pipeline_spec.deployment_spec),
+                                 pipeline_spec_pb2.PipelineDeploymentConfig())
+
+
+def executor_labels(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> Dict[str, str]:
+    """task (component id) -> executor label, for tasks that run an executor."""
+    labels = {}
+    for task_name, task in pipeline_spec.root.dag.tasks.items():
+        component = pipeline_spec.components[task.component_ref.name]
+        if component.executor_label:
+            labels[task_name] = component.executor_label
+    return labels
+
+
+def pod_placements(pipeline: tfx.dsl.Pipeline, pipeline_spec: pipeline_spec_pb2.PipelineSpec,
+                   kubeflow: KubeflowConfig) -> Dict[str, kubeflow_platform.PodPlacement]:
+    """executor label -> Kubernetes placement: GPU pool for Trainers, the serving
+    volume for every container task (Pusher writes there; evaluation may read it)."""
+    volumes = ()
+    if kubeflow.serving_volume_claim:
+        volumes = (kubeflow_platform.VolumeClaimMount(
+            claim_name=kubeflow.serving_volume_claim, mount_path=kubeflow.serving_model_dir),)
+    containers = {label for label, executor in deployment_config(pipeline_spec).executors.items()
+                  if executor.WhichOneof("spec") == "container"}
+    labels = executor_labels(pipeline_spec)
+    placements = {}
+    for component in pipeline.components:
+        label = labels.get(component.id)
+        if label not in containers:
+            continue
+        base = kubeflow.gpu_placement if (is_trainer(component) and kubeflow.gpu.count > 0) \
+            else kubeflow_platform.PodPlacement()
+        placements[label] = dataclasses.replace(base, volume_claims=volumes)
+    return placements
+
+
+def runtime_parameters(pipeline: tfx.dsl.Pipeline) -> Dict[str, RuntimeParameter]:
+    """Every RuntimeParameter the components' execution properties hold, by name."""
+    found = {}
+    for component in pipeline.components:
+        for value in component.exec_properties.values():
+            if isinstance(value, RuntimeParameter):
+                found[value.name] = value
+    return found
+
+
+def attach_parameter_defaults(pipeline: tfx.dsl.Pipeline,
+                              pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> None:
+    """TFX's compiler declares runtime parameters without their defaults (it puts
+    values in the PipelineJob wrapper, which the KFP API does not take); the
+    PipelineSpec carries them here, so the KFP UI pre-fills them."""
+    inputs = pipeline_spec.root.input_definitions.parameters
+    for name, parameter in runtime_parameters(pipeline).items():
+        if name not in inputs:
+            continue
+        if parameter.default is not None:
+            inputs[name].default_value.CopyFrom(compiler_utils.get_google_value(parameter.default))
+            inputs[name].is_optional = True
+        if parameter.description:
+            inputs[name].description = parameter.description
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledPipeline:
+    path: str
+    pipeline_spec: pipeline_spec_pb2.PipelineSpec
+    platform_spec: pipeline_spec_pb2.PlatformSpec
+
+
+def compile_pipeline(kubeflow: KubeflowConfig, output_path: str) -> CompiledPipeline:
+    """Compiles the pipeline to `output_path` (.yaml): PipelineSpec, then the platform spec."""
+    if not output_path.endswith((".yaml", ".yml")):
+        raise ValueError(f"output {output_path!r} must end in .yaml or .yml: the KFP API and UI "
+                         "take the PipelineSpec as YAML")
+    pipeline = create_kubeflow_pipeline(kubeflow)
+    runner_config = kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+        display_name=kubeflow.display_name or kubeflow.pipeline_name,
+        default_image=kubeflow.image,
+        # Schema 2.1 puts parameters in the fields open-source KFP v2 backends
+        # fill in (parameterValues); 2.0 executors would see no exec properties.
+        use_pipeline_spec_2_1=True,
+    )
+    job = kubeflow_v2_dag_runner.KubeflowV2DagRunner(config=runner_config).run(
+        pipeline, write_out=False)
+    pipeline_spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    attach_parameter_defaults(pipeline, pipeline_spec)
+    platform_spec = kubeflow_platform.build_platform_spec(
+        pod_placements(pipeline, pipeline_spec, kubeflow))
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    pipeline_spec_builder.write_pipeline_spec_to_file(
+        pipeline_spec=pipeline_spec,
+        pipeline_description=f"cats vs dogs convnets (TFX {tfx.__version__}), compiled by catsdogs",
+        platform_spec=platform_spec,
+        package_path=output_path,
+    )
+    return CompiledPipeline(output_path, pipeline_spec, platform_spec)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelinePackage:
+    """A compiled pipeline file read back: its PipelineSpec and platform spec as dicts."""
+    pipeline_spec: Mapping
+    platform_spec: Mapping
+
+    @property
+    def name(self) -> str:
+        return self.pipeline_spec["pipelineInfo"]["name"]
+
+    def parameter_defaults(self) -> Dict[str, object]:
+        parameters = self.pipeline_spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+        return {name: spec.get("defaultValue") for name, spec in parameters.items()}
+
+
+def load_package(path: str) -> PipelinePackage:
+    """Reads a compiled pipeline; a clear error if it is not a KFP v2 PipelineSpec YAML."""
+    try:
+        with open(path) as stream:
+            documents = [d for d in yaml.safe_load_all(stream) if d is not None]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"pipeline package {path} does not exist; run `catsdogs compile "
+                                f"--output {path}` first") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not YAML: {error}") from None
+    if not documents or not isinstance(documents[0], dict):
+        raise ValueError(f"{path} is empty or not a mapping: not a KFP pipeline package")
+    first = documents[0]
+    if "pipelineSpec" in first:
+        raise ValueError(f"{path} is TFX's PipelineJob wrapper (pipeline.json form); the KFP API "
+                         "wants the PipelineSpec itself: recompile with `catsdogs compile --output "
+                         "pipeline.yaml`")
+    if "pipelineInfo" not in first or "root" not in first:
+        raise ValueError(f"{path} is not a KFP v2 PipelineSpec (no pipelineInfo/root)")
+    json_format.ParseDict(first, pipeline_spec_pb2.PipelineSpec())
+    platform = documents[1] if len(documents) > 1 else {}
+    if platform:
+        json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+    return PipelinePackage(pipeline_spec=first, platform_spec=platform)
+
+
+def describe(compiled: CompiledPipeline) -> str:
+    """A short human summary of a compiled pipeline (tasks, parameters, GPU tasks)."""
+    spec = compiled.pipeline_spec
+    tasks = sorted(spec.root.dag.tasks)
+    parameters = json_format.MessageToDict(spec.root.input_definitions).get("parameters", {})
+    executors = deployment_config(spec).executors
+    gpu_tasks = sorted(task for task, label in executor_labels(spec).items()
+                       if executors[label].container.resources.accelerator.resource_count)
+    lines = [f"pipeline {spec.pipeline_info.name}: {len(tasks)} tasks -> {compiled.path}",
+             "  tasks: " + ", ".join(tasks),
+             "  GPU tasks: " + (", ".join(gpu_tasks) or "none"),
+             "  parameters:"]
+    lines += [f"    {name} = {json.dumps(p.get('defaultValue'))}" for name, p in sorted(parameters.items())]
+    return "\n".join(lines)
