@@ -1,0 +1,98 @@
+"""Test accuracy of the Trainers on the book's full data set (1000 test images).
+
+Runs the pipeline's own code on the full data: examples in ImageExampleGen's
+layout, Transform's graph from components.preprocessing, the Trainer's run_fn
+(train on `train`, validate on `validation`), then the exported SavedModel's
+tf.Example signature (the one TFMA uses) on the `test` split.
+
+    nice -n 10 .venv/bin/python -m benchmarks.training_accuracy --model scratch \
+        --config '{"epochs": 40, "steps_per_epoch": null, "learning_rate": 0.001}'
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from components import contract
+from tests import training_support
+
+RUN_FNS = {
+    "scratch": "components.training.scratch",
+    "vgg16": "components.training.vgg16",
+}
+DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
+EVAL_BATCH = 50
+
+
+def test_accuracy(export_dir: str, examples_dir: str) -> dict:
+    """Accuracy of the exported model's serving_examples signature on Split-test."""
+    model = tf.saved_model.load(export_dir)
+    signature = model.signatures[contract.EXAMPLES_SIGNATURE]
+    files = glob.glob(os.path.join(examples_dir, f"Split-{contract.TEST_SPLIT}", "*"))
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(EVAL_BATCH)
+    correct = total = 0
+    started = time.time()
+    for serialized in dataset:
+        labels = tf.io.parse_example(serialized, {contract.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)})
+        predicted = signature(**{contract.EXAMPLES_INPUT_KEY: serialized})[contract.CLASS_IDS_KEY]
+        correct += int(np.sum(predicted.numpy() == labels[contract.LABEL_KEY].numpy()[:, 0]))
+        total += int(serialized.shape[0])
+    return {"test_accuracy": correct / total, "test_images": total,
+            "test_seconds": round(time.time() - started, 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(RUN_FNS), required=True)
+    parser.add_argument("--config", default="{}", help="the Trainer's custom_config (JSON)")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--work-dir", default=None)
+    parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
+    args = parser.parse_args(argv)
+    logging.set_verbosity(logging.INFO)
+    work_dir = args.work_dir or os.path.join("/tmp", f"bench_training_{args.model}")
+    shutil.rmtree(work_dir, ignore_errors=True)
+    config = json.loads(args.config)
+
+    started = time.time()
+    examples_dir = training_support.write_examples(args.data_dir, os.path.join(work_dir, "examples"))
+    first_image = training_support.image_files(args.data_dir, contract.TRAIN_SPLIT, 1)
+    transform_dir = training_support.build_transform_graph(
+        next(iter(first_image.values()))[0], os.path.join(work_dir, "transform"))
+    prepared = time.time()
+
+    run_fn = __import__(RUN_FNS[args.model], fromlist=["run_fn"]).run_fn
+    fn_args = training_support.fn_args(examples_dir, transform_dir, os.path.join(work_dir, "trainer"), config)
+    run_fn(fn_args)
+    trained = time.time()
+    result = test_accuracy(fn_args.serving_model_dir, examples_dir)
+
+    with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "history.json")) as f:
+        report = json.load(f)
+    history = report["history"]
+    result.update({
+        "model": args.model, "custom_config": config, "hparams": report["hparams"],
+        "epochs_run": len(history.get("loss", [])), "phase_starts": report["phase_starts"],
+        "final_val_accuracy": history["val_accuracy"][-1] if history.get("val_accuracy") else None,
+        "best_val_accuracy": max(history["val_accuracy"]) if history.get("val_accuracy") else None,
+        "data_prep_seconds": round(prepared - started, 1),
+        "train_and_export_seconds": round(trained - prepared, 1),
+        "history": history,
+    })
+    out_dir = os.path.join(args.results_dir, f"accuracy_{args.model}")
+    os.makedirs(out_dir, exist_ok=True)
+    for png in glob.glob(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "*.png")):
+        shutil.copy(png, out_dir)
+    with open(os.path.join(out_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""What both Trainers share: reading fn_args, strategy, progress, report, export."""
+import json
+import os
+import time
+from typing import Dict, List, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+
+from components import contract
+from components.training import data, plots
+from components.training.augmentation import augment_images
+from components.training.export import export_model
+from components.training.hparams import AugmentationParams
+
+AUGMENTED_SAMPLES = 11
+"""Augmented copies shown next to the original in the augmentation grid (figure 5.11)."""
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy across several GPUs; the default strategy otherwise (CPU, one GPU)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        logging.info("Training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def examples_root(file_pattern) -> str:
+    """Examples artifact root from a Trainer file pattern such as <root>/Split-train/*."""
+    pattern = file_pattern[0] if isinstance(file_pattern, (list, tuple)) else file_pattern
+    return os.path.dirname(os.path.dirname(pattern))
+
+
+def load_class_names(file_pattern) -> List[str]:
+    path = os.path.join(examples_root(file_pattern), contract.CLASS_NAMES_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} is missing: the Examples artifact must come from "
+                                "ImageExampleGen, which writes the sorted class names there")
+    with tf.io.gfile.GFile(path) as f:
+        class_names = json.load(f)
+    if not isinstance(class_names, list) or len(class_names) < 2:
+        raise ValueError(f"{path} must hold a JSON list of at least two class names, got {class_names!r}")
+    return [str(name) for name in class_names]
+
+
+class TrainingInputs:
+    """The Trainer's data: tft output, raw feature spec and train/eval input specs."""
+
+    def __init__(self, fn_args):
+        self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+        self.transform = data.transform_from_output(self.tf_transform_output)
+        self.raw_feature_spec = data.raw_feature_spec(self.tf_transform_output)
+        self.train = data.InputSpec(fn_args.train_files, self.raw_feature_spec, self.transform)
+        self.eval = data.InputSpec(fn_args.eval_files, self.raw_feature_spec, self.transform)
+        self.class_names = load_class_names(fn_args.train_files)
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One log line per epoch (and every few batches of long predictions)."""
+
+    def __init__(self, phase: str, total_epochs: int, log_every_batches: int = 20):
+        super().__init__()
+        self.phase, self.total_epochs, self.log_every = phase, total_epochs, log_every_batches
+        self._started = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())
+                           if isinstance(v, (int, float, np.floating)))
+        logging.info("[%s] epoch %d/%d (%.0f s): %s", self.phase, epoch + 1, self.total_epochs,
+                     time.time() - self._started, metrics)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.log_every == 0:
+            logging.info("[%s] %d batches (%.0f s)", self.phase, batch + 1, time.time() - self._started)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch in which the wall-time budget runs out."""
+
+    def __init__(self, minutes: Optional[float]):
+        super().__init__()
+        self.seconds = None if minutes is None else minutes * 60.0
+        self._started = time.time()
+
+    def on_train_begin(self, logs=None):
+        self._started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.seconds is not None and time.time() - self._started > self.seconds:
+            logging.info("Time budget of %.0f s used after %d epochs: stopping", self.seconds, epoch + 1)
+            self.model.stop_training = True
+
+
+def compile_binary(model: keras.Model, learning_rate: float):
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+                  loss="binary_crossentropy",
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+
+
+def history_to_lists(history: keras.callbacks.History) -> Dict[str, List[float]]:
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def concat_histories(*histories: Dict[str, List[float]]) -> Dict[str, List[float]]:
+    merged: Dict[str, List[float]] = {}
+    for history in histories:
+        for key, values in history.items():
+            merged.setdefault(key, []).extend(values)
+    return merged
+
+
+def write_training_report(model_run_dir: str, title: str, history: Dict[str, List[float]],
+                          hparams: Dict, phase_starts: Optional[Dict[str, int]] = None,
+                          smoothed: bool = False, augmentation: Optional[AugmentationParams] = None,
+                          sample_image: Optional[np.ndarray] = None) -> str:
+    """history.json, curves.png and (with augmentation) augmentation.png in the model_run artifact."""
+    report_dir = os.path.join(model_run_dir, contract.TRAINING_REPORT_DIR)
+    tf.io.gfile.makedirs(report_dir)
+    with tf.io.gfile.GFile(os.path.join(report_dir, "history.json"), "w") as f:
+        json.dump({"history": history, "phase_starts": phase_starts or {},
+                   "hparams": hparams}, f, indent=1)
+    if any(history.values()):
+        plots.plot_curves(history, os.path.join(report_dir, "curves.png"), title,
+                          smoothed=smoothed, phase_starts=phase_starts)
+    if augmentation is not None and sample_image is not None:
+        copies = tf.repeat(sample_image[None], AUGMENTED_SAMPLES, axis=0)
+        grid = np.concatenate([sample_image[None], augment_images(copies, augmentation).numpy()])
+        plots.plot_image_grid(grid, os.path.join(report_dir, "augmentation.png"),
+                              f"{title}: original (top left) and augmented samples")
+    logging.info("Training report written to %s", report_dir)
+    return report_dir
+
+
+def first_image(spec: data.InputSpec) -> np.ndarray:
+    image, _ = next(iter(data.decoded_dataset(spec).take(1)))
+    return image.numpy()
+
+
+def export(model: keras.Model, inputs: TrainingInputs, serving_model_dir: str) -> str:
+    path = export_model(model, inputs.transform.tft_layer, inputs.raw_feature_spec,
+                        inputs.class_names, serving_model_dir)
+    logging.info("Exported SavedModel (signatures %s, %s) to %s", contract.SERVING_SIGNATURE,
+                 contract.EXAMPLES_SIGNATURE, path)
+    return path
+
+
+def seed_everything(seed: Optional[int]):
+    if seed is not None:
+        keras.utils.set_random_seed(seed)

