@@ -1,0 +1,328 @@
+"""`catsdogs compile | upload | submit`: the pipeline on Kubeflow Pipelines v2.
+
+compile  builds the KFP PipelineSpec YAML (pipeline/kubeflow_runner.py);
+upload   puts it into KFP as a pipeline, or as a new version of an existing one;
+submit   starts a run of a compiled package, with parameters, in an experiment.
+upload and submit talk to the KFP API with kfp.Client.
+"""
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Dict, Mapping, Optional, Sequence
+
+from components import contract
+
+MODEL_CHOICES = {"scratch": contract.SCRATCH_MODEL_NAME, "vgg16": contract.VGG16_MODEL_NAME}
+
+
+class KfpError(Exception):
+    """A KFP API problem with a message meant for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionSettings:
+    host: str
+    token: Optional[str]
+    namespace: Optional[str]
+    cookies: Optional[str]
+    ssl_ca_cert: Optional[str]
+    health_timeout_s: float
+
+
+def _key_value(text: str) -> tuple:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _toleration(text: str):
+    """KEY[=VALUE][:EFFECT], as kubectl taint writes taints."""
+    from pipeline import kubeflow_platform
+    spec, _, effect = text.partition(":")
+    key, sep, value = spec.partition("=")
+    if not key:
+        raise argparse.ArgumentTypeError(f"expected KEY[=VALUE][:EFFECT], got {text!r}")
+    effect = effect or "NoSchedule"
+    if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise argparse.ArgumentTypeError(f"toleration effect {effect!r} is not NoSchedule, "
+                                         "PreferNoSchedule or NoExecute")
+    return kubeflow_platform.Toleration(key=key, operator="Equal" if sep else "Exists",
+                                        value=value, effect=effect)
+
+
+def _models(text: str) -> tuple:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODEL_CHOICES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {unknown or text!r}; choose from {', '.join(MODEL_CHOICES)}")
+    return tuple(MODEL_CHOICES[n] for n in names)
+
+
+def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", default="pipeline.yaml",
+                        help="compiled PipelineSpec, .yaml (default: %(default)s)")
+    parser.add_argument("--image", help="pipeline container image NAME:TAG built from the "
+                        "Dockerfile (default: catsdogs-tfx:0.1.0)")
+    parser.add_argument("--pipeline-root", help="where TFX writes artifacts (gs://...)")
+    parser.add_argument("--data-root", help="default of the data_root run parameter")
+    parser.add_argument("--serving-model-dir", help="TF Serving model base path that Pusher "
+                        "writes to: a path inside --serving-volume-claim, or gs://...")
+    parser.add_argument("--serving-volume-claim", help="PersistentVolumeClaim mounted at "
+                        "--serving-model-dir in every task; '' for none (gs:// model dir)")
+    parser.add_argument("--models", type=_models, help="models to train, comma-separated: "
+                        "scratch,vgg16 (default: both)")
+    parser.add_argument("--gpus", type=int, help="GPUs per Trainer pod (0: CPU training; default 1)")
+    parser.add_argument("--gpu-resource", help="extended resource name (default nvidia.com/gpu)")
+    parser.add_argument("--gpu-node-selector", type=_key_value, action="append", metavar="KEY=VALUE",
+                        help="node label for Trainer pods; repeatable; replaces the default "
+                        "cloud.google.com/gke-accelerator=nvidia-tesla-t4")
+    parser.add_argument("--gpu-toleration", type=_toleration, action="append",
+                        metavar="KEY[=VALUE][:EFFECT]", help="toleration for Trainer pods; "
+                        "repeatable; replaces the default nvidia.com/gpu:NoSchedule")
+    parser.add_argument("--trainer-cpu", help="Trainer CPU limit (default 8)")
+    parser.add_argument("--trainer-memory", help="Trainer memory limit (default 32Gi)")
+    parser.add_argument("--beam-arg", action="append", metavar="ARG", help="Beam pipeline "
+                        "argument for the data components, repeatable, replaces the DirectRunner "
+                        "defaults (e.g. --beam-arg=--runner=DataflowRunner)")
+    parser.add_argument("--display-name", help="pipeline display name")
+    parser.add_argument("--no-cache", action="store_true", help="disable TFX/KFP caching")
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=os.environ.get("KFP_HOST"), help="KFP API endpoint, "
+                        "e.g. http://localhost:8080 after `kubectl port-forward -n kubeflow "
+                        "svc/ml-pipeline-ui 8080:80` (env KFP_HOST)")
+    parser.add_argument("--token", default=os.environ.get("KFP_TOKEN"), help="bearer token "
+                        "for the KFP API (env KFP_TOKEN), e.g. `kubectl create token SA`")
+    parser.add_argument("--namespace", help="Kubeflow profile namespace (multi-user KFP)")
+    parser.add_argument("--cookies", default=os.environ.get("KFP_COOKIES"),
+                        help="Cookie header for KFP behind a login proxy (env KFP_COOKIES)")
+    parser.add_argument("--ssl-ca-cert", help="CA bundle for an https host")
+    parser.add_argument("--health-timeout", type=float, default=10.0,
+                        help="seconds to wait for the KFP API to answer (default %(default)s)")
+    parser.add_argument("--package", default="pipeline.yaml",
+                        help="compiled pipeline from `catsdogs compile` (default: %(default)s)")
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    if command == "compile":
+        _add_compile_arguments(parser)
+        return
+    _add_connection_arguments(parser)
+    if command == "upload":
+        parser.add_argument("--pipeline-name", help="name in KFP (default: the package's name)")
+        parser.add_argument("--version", help="version name when the pipeline exists "
+                            "(default: NAME-YYYYmmdd-HHMMSS)")
+        parser.add_argument("--description", help="description shown in the UI")
+    elif command == "submit":
+        parser.add_argument("--experiment", default="catsdogs",
+                            help="experiment name, created if missing (default: %(default)s)")
+        parser.add_argument("--run-name", help="run name (default: NAME YYYY-mm-dd HH-MM-SS)")
+        parser.add_argument("--param", type=_key_value, action="append", default=[],
+                            metavar="NAME=VALUE", help="pipeline parameter, repeatable")
+        parser.add_argument("--service-account", help="Kubernetes service account of the run's "
+                            "pods (k8s/ creates catsdogs-pipeline)")
+        parser.add_argument("--no-cache", action="store_true", help="disable caching for this run")
+    else:
+        raise ValueError(f"unknown command {command!r}")
+
+
+def kubeflow_config_from_args(args):
+    """KubeflowConfig with the defaults, overridden by the options given."""
+    from pipeline import kubeflow_runner
+    config = kubeflow_runner.KubeflowConfig()
+    overrides = {}
+    for field, value in (("image", args.image), ("pipeline_root", args.pipeline_root),
+                         ("data_root", args.data_root), ("serving_model_dir", args.serving_model_dir),
+                         ("train_models", args.models), ("display_name", args.display_name)):
+        if value is not None:
+            overrides[field] = value
+    if args.serving_volume_claim is not None:
+        overrides["serving_volume_claim"] = args.serving_volume_claim or None
+    if args.beam_arg:
+        overrides["beam_pipeline_args"] = tuple(args.beam_arg)
+    if args.no_cache:
+        overrides["enable_cache"] = False
+    if args.gpus is not None or args.gpu_resource:
+        overrides["gpu"] = dataclasses.replace(
+            config.gpu, **{k: v for k, v in (("count", args.gpus),
+                                             ("resource_type", args.gpu_resource)) if v is not None})
+    if args.gpu_node_selector or args.gpu_toleration:
+        placement = config.gpu_placement
+        if args.gpu_node_selector:
+            placement = dataclasses.replace(placement, node_selector=dict(args.gpu_node_selector))
+        if args.gpu_toleration:
+            placement = dataclasses.replace(placement, tolerations=tuple(args.gpu_toleration))
+        overrides["gpu_placement"] = placement
+    if args.trainer_cpu or args.trainer_memory:
+        resources = config.trainer_resources
+        for quantity, field in ((args.trainer_cpu, "cpu_limit"), (args.trainer_memory, "memory_limit")):
+            if quantity:
+                resources = dataclasses.replace(resources, **{field: quantity})
+        overrides["trainer_resources"] = resources
+    return dataclasses.replace(config, **overrides)
+
+
+def run_compile(args) -> int:
+    from pipeline import kubeflow_runner
+    config = kubeflow_config_from_args(args)
+    print(f"compiling {config.pipeline_name} for Kubeflow Pipelines v2 (image {config.image}) ...",
+          file=sys.stderr)
+    compiled = kubeflow_runner.compile_pipeline(config, args.output)
+    print(kubeflow_runner.describe(compiled))
+    return 0
+
+
+# ---- talking to the KFP API -------------------------------------------------------------
+
+def connection_from_args(args) -> ConnectionSettings:
+    if not args.host:
+        raise KfpError("no KFP host: pass --host URL (or set KFP_HOST)")
+    host = args.host.rstrip("/")
+    if not host.startswith(("http://", "https://")):
+        raise KfpError(f"--host {args.host!r} must start with http:// or https://")
+    return ConnectionSettings(host=host, token=args.token, namespace=args.namespace,
+                              cookies=args.cookies, ssl_ca_cert=args.ssl_ca_cert,
+                              health_timeout_s=args.health_timeout)
+
+
+def check_reachable(settings: ConnectionSettings) -> None:
+    """One quick GET of KFP's healthz, so an unreachable or wrong host fails fast
+    with a reason (kfp.Client itself retries for half a minute)."""
+    url = f"{settings.host}/apis/v2beta1/healthz"
+    request = urllib.request.Request(url)
+    if settings.token:
+        request.add_header("Authorization", f"Bearer {settings.token}")
+    if settings.cookies:
+        request.add_header("Cookie", settings.cookies)
+    try:
+        with urllib.request.urlopen(request, timeout=settings.health_timeout_s) as response:
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        hint = " (pass --token or --cookies)" if error.code in (401, 403) else ""
+        raise KfpError(f"KFP at {settings.host} answered HTTP {error.code} to {url}{hint}: "
+                       f"{error.read()[:300].decode(errors='replace')}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise KfpError(f"cannot reach KFP at {settings.host}: {reason}. Is the API port-forwarded "
+                       "(kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)?") from None
+    try:
+        json.loads(body)
+    except ValueError:
+        raise KfpError(f"{url} did not answer JSON: {settings.host} does not look like the KFP "
+                       "API (a login page? pass --token or --cookies)") from None
+
+
+def make_client(settings: ConnectionSettings):
+    import kfp
+    check_reachable(settings)
+    return kfp.Client(host=settings.host, existing_token=settings.token,
+                      namespace=settings.namespace or "kubeflow", cookies=settings.cookies,
+                      ssl_ca_cert=settings.ssl_ca_cert)
+
+
+def api_error_message(error) -> str:
+    """The server's own message from a kfp_server_api.ApiException."""
+    body = getattr(error, "body", None) or ""
+    try:
+        payload = json.loads(body)
+        detail = payload.get("message") or payload.get("error") or body
+    except (ValueError, AttributeError):
+        detail = body
+    return f"HTTP {getattr(error, 'status', '?')} {getattr(error, 'reason', '')}: {detail}".strip()
+
+
+def upload(client, package_path: str, pipeline_name: str, version: Optional[str],
+           description: Optional[str], namespace: Optional[str]) -> Dict[str, str]:
+    """Uploads a new pipeline, or a new version when one of that name exists."""
+    pipeline_id = client.get_pipeline_id(pipeline_name)
+    if pipeline_id is None:
+        created = client.upload_pipeline(package_path, pipeline_name=pipeline_name,
+                                         description=description, namespace=namespace)
+        return {"pipeline_id": created.pipeline_id, "pipeline_name": pipeline_name, "created": "pipeline"}
+    version = version or f"{pipeline_name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    created = client.upload_pipeline_version(package_path, pipeline_version_name=version,
+                                             pipeline_id=pipeline_id, description=description)
+    return {"pipeline_id": pipeline_id, "pipeline_version_id": created.pipeline_version_id,
+            "pipeline_name": pipeline_name, "version": version, "created": "version"}
+
+
+def typed_arguments(raw: Sequence[tuple], parameter_types: Mapping[str, str]) -> Dict[str, object]:
+    """--param NAME=VALUE pairs, checked against the package's parameters and typed."""
+    arguments = {}
+    for name, text in raw:
+        if name not in parameter_types:
+            raise KfpError(f"unknown pipeline parameter {name!r}; this package has: "
+                           f"{', '.join(sorted(parameter_types)) or 'none'}")
+        kind = parameter_types[name]
+        try:
+            if kind == "NUMBER_INTEGER":
+                arguments[name] = int(text)
+            elif kind == "NUMBER_DOUBLE":
+                arguments[name] = float(text)
+            elif kind == "BOOLEAN":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                arguments[name] = text.lower() == "true"
+            else:
+                arguments[name] = text
+        except ValueError:
+            raise KfpError(f"parameter {name}={text!r} is not a {kind.lower()}") from None
+    return arguments
+
+
+def run_upload(args) -> int:
+    from kfp_server_api.exceptions import ApiException
+    from pipeline import kubeflow_runner
+    package = kubeflow_runner.load_package(args.package)
+    settings = connection_from_args(args)
+    client = make_client(settings)
+    name = args.pipeline_name or package.name
+    try:
+        result = upload(client, args.package, name, args.version, args.description, args.namespace)
+    except ApiException as error:
+        raise KfpError(f"KFP at {settings.host} rejected the upload of {args.package}: "
+                       f"{api_error_message(error)}") from None
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_submit(args) -> int:
+    from kfp_server_api.exceptions import ApiException
+    from pipeline import kubeflow_runner
+    package = kubeflow_runner.load_package(args.package)
+    parameters = package.pipeline_spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    arguments = typed_arguments(
+        args.param, {n: p.get("parameterType", "STRING") for n, p in parameters.items()})
+    settings = connection_from_args(args)
+    client = make_client(settings)
+    run_name = args.run_name or f"{package.name} {datetime.datetime.now():%Y-%m-%d %H-%M-%S}"
+    try:
+        result = client.create_run_from_pipeline_package(
+            args.package, arguments=arguments, run_name=run_name,
+            experiment_name=args.experiment, namespace=args.namespace,
+            enable_caching=False if args.no_cache else None,
+            service_account=args.service_account)
+    except ApiException as error:
+        raise KfpError(f"KFP at {settings.host} rejected the run of {args.package}: "
+                       f"{api_error_message(error)}") from None
+    print(json.dumps({"run_id": result.run_id, "run_name": run_name, "experiment": args.experiment,
+                      "arguments": arguments, "url": f"{settings.host}/#/runs/details/{result.run_id}"},
+                     indent=2))
+    return 0
+
+
+def run(args) -> int:
+    handlers = {"compile": run_compile, "upload": run_upload, "submit": run_submit}
+    try:
+        return handlers[args.command](args)
+    except (KfpError, ValueError, FileNotFoundError) as error:
+        print(f"catsdogs {args.command}: error: {error}", file=sys.stderr)
+        return 1
