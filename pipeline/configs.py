@@ -5,13 +5,19 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
+from apache_beam import version as beam_version
+
 from components import contract
 
 PIPELINE_NAME = "cats-vs-dogs"
 
-# Beam 2.68+ runs the DirectRunner on Prism by default; TFX's own tests and
-# this project run it in-process, which is what works on this stack.
-LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+# Beam 2.68+ tries its Prism runner first, which downloads a binary (no
+# internet here: a failed download and a fallback in every component). Setting
+# the update-compatibility version (to the running version: a no-op otherwise)
+# makes the DirectRunner skip Prism (see its SwitchingDirectRunner); in_memory
+# is the mode TFX's own tests use.
+LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1",
+                   f"--update_compatibility_version={beam_version.__version__}")
 
 
 @dataclasses.dataclass(frozen=True)
