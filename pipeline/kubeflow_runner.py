@@ -205,6 +205,22 @@ def executor_labels(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> Dict[str, 
     return labels
 
 
+def fill_missing_resources(pipeline: tfx.dsl.Pipeline,
+                           pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> None:
+    """TFX's compiler drops platform_config for FileBasedExampleGen (it builds that
+    executor separately, with a driver hook); copy it in so ingestion gets its requests."""
+    deployment = deployment_config(pipeline_spec)
+    labels = executor_labels(pipeline_spec)
+    for component in pipeline.components:
+        executor = deployment.executors.get(labels.get(component.id, ""))
+        platform_config = getattr(component, "platform_config", None)
+        if (executor is not None and executor.WhichOneof("spec") == "container"
+                and platform_config is not None and not executor.container.HasField("resources")):
+            executor.container.resources.CopyFrom(platform_config)
+    pipeline_spec.deployment_spec.Clear()
+    pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
+
+
 def pod_placements(pipeline: tfx.dsl.Pipeline, pipeline_spec: pipeline_spec_pb2.PipelineSpec,
                    kubeflow: KubeflowConfig) -> Dict[str, kubeflow_platform.PodPlacement]:
     """executor label -> Kubernetes placement: GPU pool for Trainers, the serving
@@ -277,6 +293,7 @@ def compile_pipeline(kubeflow: KubeflowConfig, output_path: str) -> CompiledPipe
         pipeline, write_out=False)
     pipeline_spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     attach_parameter_defaults(pipeline, pipeline_spec)
+    fill_missing_resources(pipeline, pipeline_spec)
     platform_spec = kubeflow_platform.build_platform_spec(
         pod_placements(pipeline, pipeline_spec, kubeflow))
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)

@@ -1,0 +1,213 @@
+"""`catsdogs compile`: the KFP v2 PipelineSpec YAML, read back with kfp's own loader and protos.
+
+Checks whatever create_pipeline() builds: every component is a task with the
+right dependencies, Trainers get GPUs and the GPU node pool, runtime parameters
+carry defaults, images and Beam args are the configured ones.
+"""
+import os
+
+import pytest
+import yaml
+from google.protobuf import json_format
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kfp import components as kfp_components  # noqa: E402
+from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
+
+from pipeline import cli, kubeflow_platform, kubeflow_runner  # noqa: E402
+
+CUSTOM = {
+    "image": "registry.example.com/ml/catsdogs-tfx:1.2.3",
+    "gpus": 2,
+    "node_selector": ("pool", "a100"),
+    "toleration": "dedicated=ml:NoExecute",
+    "beam_args": ("--runner=DataflowRunner", "--project=demo", "--region=europe-west4"),
+}
+
+
+@pytest.fixture(scope="module")
+def default_compiled(tmp_path_factory):
+    config = kubeflow_runner.KubeflowConfig()
+    path = str(tmp_path_factory.mktemp("kfp") / "pipeline.yaml")
+    compiled = kubeflow_runner.compile_pipeline(config, path)
+    pipeline = kubeflow_runner.create_kubeflow_pipeline(config)
+    return config, pipeline, compiled
+
+
+@pytest.fixture(scope="module")
+def cli_compiled(tmp_path_factory):
+    """Compiled through the command line with every cluster option changed."""
+    path = str(tmp_path_factory.mktemp("kfp-cli") / "custom.yaml")
+    key, value = CUSTOM["node_selector"]
+    argv = ["compile", "--output", path, "--image", CUSTOM["image"], "--gpus", str(CUSTOM["gpus"]),
+            "--gpu-node-selector", f"{key}={value}", "--gpu-toleration", CUSTOM["toleration"],
+            "--serving-model-dir", "gs://bucket/serving", "--serving-volume-claim", "",
+            "--trainer-memory", "48Gi"]
+    argv += [f"--beam-arg={arg}" for arg in CUSTOM["beam_args"]]
+    assert cli.main(argv) == 0
+    return kubeflow_runner.load_package(path)
+
+
+def _documents(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def _executors(spec_dict):
+    deployment = json_format.ParseDict(spec_dict["deploymentSpec"],
+                                       pipeline_spec_pb2.PipelineDeploymentConfig())
+    return deployment.executors
+
+
+def _executor_label(spec_dict, task):
+    component = spec_dict["root"]["dag"]["tasks"][task]["componentRef"]["name"]
+    return spec_dict["components"][component]["executorLabel"]
+
+
+def _trainers(pipeline):
+    return [c for c in pipeline.components if kubeflow_runner.is_trainer(c)]
+
+
+def test_output_is_a_pipeline_spec_yaml_kfp_loads(default_compiled):
+    _, pipeline, compiled = default_compiled
+    documents = _documents(compiled.path)
+    assert "pipelineInfo" in documents[0] and "pipelineSpec" not in documents[0]
+    spec = json_format.ParseDict(documents[0], pipeline_spec_pb2.PipelineSpec())
+    assert spec.schema_version == "2.1.0"
+    assert spec.pipeline_info.name == pipeline.pipeline_info.pipeline_name
+    component = kfp_components.load_component_from_file(compiled.path)
+    assert component.name == pipeline.pipeline_info.pipeline_name
+    assert set(component.component_spec.inputs) == set(kubeflow_runner.runtime_parameters(pipeline))
+
+
+def test_every_component_is_a_task_with_its_upstream_dependencies(default_compiled):
+    _, pipeline, compiled = default_compiled
+    spec = _documents(compiled.path)[0]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {c.id for c in pipeline.components}
+    for component in pipeline.components:
+        task = tasks[component.id]
+        upstream = {node.id for node in component.upstream_nodes}
+        assert set(task.get("dependentTasks", [])) == upstream, component.id
+        for key, channel in component.inputs.items():
+            source = task["inputs"]["artifacts"][key]["taskOutputArtifact"]
+            assert source == {"producerTask": channel.producer_component_id,
+                              "outputArtifactKey": channel.output_key}, (component.id, key)
+
+
+def test_runtime_parameters_have_defaults_and_feed_tasks(default_compiled):
+    config, pipeline, compiled = default_compiled
+    spec = _documents(compiled.path)[0]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters[kubeflow_runner.PARAMETERS.data_root]["defaultValue"] == config.data_root
+    for name, declared in parameters.items():
+        assert "defaultValue" in declared, f"runtime parameter {name} has no default"
+    consumers = {name: [] for name in parameters}
+    for task_name, task in spec["root"]["dag"]["tasks"].items():
+        for value in task.get("inputs", {}).get("parameters", {}).values():
+            if "componentInputParameter" in value:
+                consumers[value["componentInputParameter"]].append(task_name)
+    assert all(consumers.values()), f"parameters no task reads: {consumers}"
+    assert "ImageExampleGen" in consumers[kubeflow_runner.PARAMETERS.data_root]
+
+
+def test_every_container_runs_the_configured_image_with_beam_args(default_compiled):
+    config, _, compiled = default_compiled
+    executors = _executors(_documents(compiled.path)[0])
+    containers = [e.container for e in executors.values() if e.WhichOneof("spec") == "container"]
+    assert containers
+    for container in containers:
+        assert container.image == config.image
+        assert list(container.args[-len(config.beam_pipeline_args):]) == list(config.beam_pipeline_args)
+
+
+def test_trainers_request_gpus_and_limits_others_get_requests(default_compiled):
+    config, pipeline, compiled = default_compiled
+    spec = _documents(compiled.path)[0]
+    executors = _executors(spec)
+    for component in pipeline.components:
+        resources = executors[_executor_label(spec, component.id)].container.resources
+        if kubeflow_runner.is_trainer(component):
+            assert resources.accelerator.resource_type == "nvidia.com/gpu"
+            assert resources.accelerator.resource_count == str(config.gpu.count)
+            assert resources.resource_cpu_limit == config.trainer_resources.cpu_limit
+            assert resources.resource_memory_limit == config.trainer_resources.memory_limit
+            assert resources.memory_limit == kubeflow_runner.memory_to_float(
+                config.trainer_resources.memory_limit)
+        else:
+            assert not resources.accelerator.resource_count, component.id
+            assert resources.resource_cpu_request == config.task_resources.cpu_request
+            assert resources.resource_memory_request == config.task_resources.memory_request
+    if not _trainers(pipeline):
+        pytest.skip("create_pipeline() has no Trainer yet: GPU requests not exercised")
+
+
+def test_platform_spec_pins_trainers_to_the_gpu_pool_and_mounts_serving_volume(default_compiled):
+    config, pipeline, compiled = default_compiled
+    documents = _documents(compiled.path)
+    spec, platform = documents[0], documents[1]
+    json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+    executor_configs = kubeflow_platform.executor_configs(platform)
+    for component in pipeline.components:
+        label = _executor_label(spec, component.id)
+        executor = kubeflow_platform.parse_executor_config(executor_configs[label])
+        assert [(m.constant, m.mount_path) for m in executor.pvc_mount] == \
+            [(config.serving_volume_claim, config.serving_model_dir)]
+        assert executor.pvc_mount[0].pvc_name_parameter.runtime_value.constant.string_value == \
+            config.serving_volume_claim
+        if kubeflow_runner.is_trainer(component):
+            assert dict(executor.node_selector.labels) == dict(config.gpu_placement.node_selector)
+            assert [(t.key, t.operator, t.effect) for t in executor.tolerations] == \
+                [(t.key, t.operator, t.effect) for t in config.gpu_placement.tolerations]
+        else:
+            assert not executor.node_selector.labels and not executor.tolerations, component.id
+
+
+def test_cli_options_reach_the_compiled_spec(cli_compiled):
+    spec, platform = cli_compiled.pipeline_spec, cli_compiled.platform_spec
+    executors = _executors(spec)
+    trainer_labels = {_executor_label(spec, t) for t in spec["root"]["dag"]["tasks"]
+                      if t.startswith("Trainer")}
+    for label, executor in executors.items():
+        if executor.WhichOneof("spec") != "container":
+            continue
+        assert executor.container.image == CUSTOM["image"]
+        assert list(executor.container.args[-3:]) == list(CUSTOM["beam_args"])
+        if label in trainer_labels:
+            assert executor.container.resources.accelerator.resource_count == str(CUSTOM["gpus"])
+            assert executor.container.resources.resource_memory_limit == "48Gi"
+    # No volume claim (gs:// model dir): only Trainers keep a Kubernetes config.
+    configs = kubeflow_platform.executor_configs(platform)
+    assert set(configs) == trainer_labels
+    key, value = CUSTOM["node_selector"]
+    for config in configs.values():
+        executor = kubeflow_platform.parse_executor_config(config)
+        assert dict(executor.node_selector.labels) == {key: value}
+        assert [(t.key, t.operator, t.value, t.effect) for t in executor.tolerations] == \
+            [("dedicated", "Equal", "ml", "NoExecute")]
+
+
+def test_compile_refuses_json_output_and_bad_quantities(tmp_path):
+    with pytest.raises(ValueError, match=r"\.yaml"):
+        kubeflow_runner.compile_pipeline(kubeflow_runner.KubeflowConfig(), str(tmp_path / "p.json"))
+    with pytest.raises(ValueError, match="memory quantity"):
+        kubeflow_runner.resource_spec(kubeflow_runner.ContainerResources(memory_limit="lots"))
+    with pytest.raises(ValueError, match="absolute path"):
+        kubeflow_runner.KubeflowConfig(serving_model_dir="models")
+    with pytest.raises(ValueError, match="unknown model"):
+        kubeflow_runner.KubeflowConfig(train_models=("resnet",))
+
+
+def test_load_package_rejects_tfx_pipeline_job_wrapper(tmp_path):
+    wrapper = tmp_path / "pipeline.yaml"
+    wrapper.write_text(yaml.safe_dump({"displayName": "x", "pipelineSpec": {"pipelineInfo": {}}}))
+    with pytest.raises(ValueError, match="PipelineJob wrapper"):
+        kubeflow_runner.load_package(str(wrapper))
+    with pytest.raises(FileNotFoundError, match="catsdogs compile"):
+        kubeflow_runner.load_package(str(tmp_path / "missing.yaml"))
+
+
+def test_platform_schema_rejects_unknown_fields():
+    with pytest.raises(json_format.ParseError, match="nodeSelektor"):
+        kubeflow_platform.parse_executor_config({"nodeSelektor": {"labels": {"a": "b"}}})
