@@ -1,0 +1,130 @@
+"""`catsdogs serve` and `catsdogs predict`.
+
+Flags follow tensorflow_model_server's names (hyphens; the underscore
+spellings are accepted too, so k8s args carry over)."""
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+
+from serving.server import ServerOptions
+
+
+def _flag(parser, name: str, **kwargs):
+    spellings = [f"--{name}"]
+    if "-" in name:
+        spellings.append(f"--{name.replace('-', '_')}")
+    parser.add_argument(*spellings, **kwargs)
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ServerOptions()
+    _flag(parser, "model-base-path",
+          help="serving root: one model per sub-folder, versions as <name>/<int>/saved_model.pb "
+               "(with --model-config-file: the folder relative base_paths are resolved against)")
+    _flag(parser, "model-config-file", help="TF Serving models.config (ModelServerConfig text proto)")
+    _flag(parser, "port", type=int, default=defaults.port, help="gRPC port (0: any free port)")
+    _flag(parser, "rest-api-port", type=int, default=defaults.rest_api_port,
+          help="REST port (0: any free port, -1: no REST API)")
+    parser.add_argument("--rest-port", dest="rest_api_port", type=int, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    _flag(parser, "host", default=defaults.host, help="interface to listen on")
+    _flag(parser, "file-system-poll-wait-seconds", type=float, default=defaults.file_system_poll_wait_seconds,
+          help="seconds between scans for new model versions (0: scan once)")
+    _flag(parser, "enable-batching", action="store_true", help="batch concurrent requests server-side")
+    _flag(parser, "batching-parameters-file", help="TF Serving BatchingParameters text proto")
+    _flag(parser, "max-request-bytes", type=int, default=defaults.max_request_bytes,
+          help="larger requests get RESOURCE_EXHAUSTED")
+    _flag(parser, "grpc-max-threads", type=int, default=defaults.grpc_max_threads)
+    _flag(parser, "monitoring-config-file", help="TF Serving MonitoringConfig text proto (Prometheus)")
+    _flag(parser, "ssl-config-file", help="TF Serving SSLConfig text proto (PEM contents)")
+    _flag(parser, "no-model-warmup", action="store_true",
+          help="do not replay assets.extra/tf_serving_warmup_requests at load")
+
+
+def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    from serving.client import ClientOptions
+    defaults = ClientOptions()
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, sent as one batch")
+    parser.add_argument("--server", default="localhost:8500", help="HOST:PORT of the gRPC API")
+    parser.add_argument("--model", required=True, help="served model name")
+    parser.add_argument("--version", type=int, help="model version (default: the latest)")
+    parser.add_argument("--signature", help="signature name (default: serving_default)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--timeout", type=float, default=defaults.timeout_seconds, help="deadline per attempt (s)")
+    parser.add_argument("--retries", type=int, default=defaults.retries, help="retries on UNAVAILABLE")
+    parser.add_argument("--tls", action="store_true", help="use TLS")
+    parser.add_argument("--ca-cert", help="PEM file of the CA that signed the server's certificate")
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    if command == "serve":
+        _add_serve_arguments(parser)
+    elif command == "predict":
+        _add_predict_arguments(parser)
+    else:
+        raise ValueError(f"serving.cli has no sub-command {command}")
+
+
+def _serve(args) -> int:
+    from serving.server import ModelServer
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rest_port = None if args.rest_api_port is not None and args.rest_api_port < 0 else args.rest_api_port
+    options = ServerOptions(
+        model_base_path=args.model_base_path, model_config_file=args.model_config_file, host=args.host,
+        port=args.port, rest_api_port=rest_port,
+        file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+        enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file,
+        enable_model_warmup=not args.no_model_warmup, max_request_bytes=args.max_request_bytes,
+        grpc_max_threads=args.grpc_max_threads, monitoring_config_file=args.monitoring_config_file,
+        ssl_config_file=args.ssl_config_file)
+    try:
+        server = ModelServer(options)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"catsdogs serve: {error}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server.start()
+    # Printed (not only logged) so that scripts and tests can read the bound ports.
+    print(f"serving gRPC on {options.host}:{server.port}"
+          + (f", REST on {options.host}:{server.rest_port}" if server.rest_port else ""), flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+def _predict(args) -> int:
+    import grpc
+
+    from serving.client import ClientOptions, PredictionClient
+    missing = [path for path in args.images if not os.path.isfile(path)]
+    if missing:
+        print(f"catsdogs predict: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    options = ClientOptions(timeout_seconds=args.timeout, retries=args.retries, tls=args.tls,
+                            root_certificates_file=args.ca_cert)
+    try:
+        with PredictionClient(args.server, options) as client:
+            result = client.predict_files(args.images, args.model, args.version, args.signature)
+    except grpc.RpcError as error:
+        print(f"catsdogs predict: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"model": result.model, "version": result.version, "predictions": [
+            {"file": path, "class": p.class_name, "class_id": p.class_id, "probability": p.probability,
+             "probabilities": list(p.probabilities)}
+            for path, p in zip(args.images, result.predictions)]}, indent=2))
+    else:
+        for path, prediction in zip(args.images, result.predictions):
+            print(f"{path}\t{prediction.class_name}\t{prediction.probability:.4f}")
+    return 0
+
+
+def run(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return _serve(args) if args.command == "serve" else _predict(args)

@@ -1,0 +1,75 @@
+"""The last step of `make run`: serve the run's pushed models on a free
+loopback port, send the sample's test images through gRPC with the client,
+print and return each model's accuracy, stop the server."""
+import dataclasses
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from components import contract
+from serving.client import ClientOptions, PredictionClient
+from serving.model_manager import config_for_base_path, list_versions
+from serving.server import ModelServer, ServerOptions
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelAccuracy:
+    model: str
+    version: int
+    images: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.images if self.images else 0.0
+
+
+def labelled_images(image_dir: str, split: str = contract.TEST_SPLIT) -> List[Tuple[str, str]]:
+    """(path, class name) for every image of image_dir/split/<class>/."""
+    split_dir = os.path.join(image_dir, split)
+    if not os.path.isdir(split_dir):
+        raise FileNotFoundError(f"no '{split}' folder in {image_dir}")
+    images = []
+    for class_name in sorted(os.listdir(split_dir)):
+        class_dir = os.path.join(split_dir, class_name)
+        if os.path.isdir(class_dir):
+            images.extend((os.path.join(class_dir, name), class_name) for name in sorted(os.listdir(class_dir))
+                          if name.lower().endswith(contract.IMAGE_EXTENSIONS))
+    if not images:
+        raise FileNotFoundError(f"no images in {split_dir}/<class>/")
+    return images
+
+
+def serve_and_predict(model_base_path: str, image_dir: str, split: str = contract.TEST_SPLIT,
+                      model_names: Optional[Sequence[str]] = None, batch_size: int = 32,
+                      out=sys.stdout) -> Dict[str, ModelAccuracy]:
+    """Serves every model under model_base_path (or those named) over gRPC on a
+    free loopback port, predicts image_dir/split/<class>/* in batches through the
+    client, prints one accuracy line per model and returns them by model name."""
+    served = [config.name for config in config_for_base_path(model_base_path).model_config_list.config
+              if list_versions(config.base_path)]
+    names = list(model_names) if model_names else served
+    missing = sorted(set(names) - set(served))
+    if missing:
+        raise FileNotFoundError(f"no pushed versions of {', '.join(missing)} under {model_base_path}")
+    images = labelled_images(image_dir, split)
+    options = ServerOptions(model_base_path=model_base_path, host=LOOPBACK, port=0, rest_api_port=None,
+                            file_system_poll_wait_seconds=0)
+    results = {}
+    with ModelServer(options) as server, \
+            PredictionClient(f"{LOOPBACK}:{server.port}", ClientOptions(timeout_seconds=120)) as client:
+        print(f"serving {', '.join(names)} on {LOOPBACK}:{server.port} (gRPC); "
+              f"predicting {len(images)} {split} images", file=out)
+        for name in names:
+            correct, version = 0, 0
+            for start in range(0, len(images), batch_size):
+                batch = images[start:start + batch_size]
+                result = client.predict_files([path for path, _ in batch], name)
+                version = result.version
+                correct += sum(p.class_name == label for p, (_, label) in zip(result.predictions, batch))
+            results[name] = ModelAccuracy(name, version, len(images), correct)
+            print(f"{name} version {version}: accuracy {correct / len(images):.3f} "
+                  f"({correct}/{len(images)} {split} images, via gRPC)", file=out)
+    return results
