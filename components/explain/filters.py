@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from components.explain.errors import ExplainError
 from components.explain.model_graph import ModelGraph
 
 
@@ -39,6 +40,10 @@ class FilterPatterns:
     """float32 [n]: each filter's mean activation on its starting image."""
     final_activation: np.ndarray
     """float32 [n]: each filter's mean activation on its pattern."""
+
+
+def size_text(config: FilterPatternConfig) -> str:
+    return f"{config.size}x{config.size}"
 
 
 def _ascent_function(feature_model, filter_indices, config: FilterPatternConfig):
@@ -79,7 +84,12 @@ def filter_patterns(graph: ModelGraph, layer: str, filter_count: int = 64,
                                                                config.size, 3))).astype(np.float32)
         ascend, mean_activation = _ascent_function(feature_model, batch, config)
         images = tf.convert_to_tensor(images)
-        before.append(mean_activation(images).numpy())
+        try:
+            before.append(mean_activation(images).numpy())
+        except ValueError as error:
+            raise ExplainError(f"filter patterns of {size_text(config)} pixels are too small for "
+                               f"layer {layer!r} (its input shrinks below its kernel): "
+                               "use a larger size") from error
         images = ascend(images)
         after.append(mean_activation(images).numpy())
         patterns.append(images.numpy())
