@@ -280,8 +280,8 @@ def typed_arguments(raw: Sequence[tuple], parameter_types: Mapping[str, str]) ->
 
 def run_upload(args) -> int:
     from kfp_server_api.exceptions import ApiException
-    from pipeline import kubeflow_runner
-    package = kubeflow_runner.load_package(args.package)
+    from pipeline import kubeflow_package
+    package = kubeflow_package.load_package(args.package)
     settings = connection_from_args(args)
     client = make_client(settings)
     name = args.pipeline_name or package.name
@@ -296,8 +296,8 @@ def run_upload(args) -> int:
 
 def run_submit(args) -> int:
     from kfp_server_api.exceptions import ApiException
-    from pipeline import kubeflow_runner
-    package = kubeflow_runner.load_package(args.package)
+    from pipeline import kubeflow_package
+    package = kubeflow_package.load_package(args.package)
     parameters = package.pipeline_spec["root"].get("inputDefinitions", {}).get("parameters", {})
     arguments = typed_arguments(
         args.param, {n: p.get("parameterType", "STRING") for n, p in parameters.items()})

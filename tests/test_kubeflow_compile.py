@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from kfp import components as kfp_components  # noqa: E402
 from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 
-from pipeline import cli, kubeflow_platform, kubeflow_runner  # noqa: E402
+from pipeline import cli, kubeflow_package, kubeflow_platform, kubeflow_runner  # noqa: E402
 
 CUSTOM = {
     "image": "registry.example.com/ml/catsdogs-tfx:1.2.3",
@@ -46,7 +46,7 @@ def cli_compiled(tmp_path_factory):
             "--trainer-memory", "48Gi"]
     argv += [f"--beam-arg={arg}" for arg in CUSTOM["beam_args"]]
     assert cli.main(argv) == 0
-    return kubeflow_runner.load_package(path)
+    return kubeflow_package.load_package(path)
 
 
 def _documents(path):
@@ -203,9 +203,9 @@ def test_load_package_rejects_tfx_pipeline_job_wrapper(tmp_path):
     wrapper = tmp_path / "pipeline.yaml"
     wrapper.write_text(yaml.safe_dump({"displayName": "x", "pipelineSpec": {"pipelineInfo": {}}}))
     with pytest.raises(ValueError, match="PipelineJob wrapper"):
-        kubeflow_runner.load_package(str(wrapper))
+        kubeflow_package.load_package(str(wrapper))
     with pytest.raises(FileNotFoundError, match="catsdogs compile"):
-        kubeflow_runner.load_package(str(tmp_path / "missing.yaml"))
+        kubeflow_package.load_package(str(tmp_path / "missing.yaml"))
 
 
 def test_platform_schema_rejects_unknown_fields():
