@@ -1,0 +1,97 @@
+"""The book's models, exactly: parameter counts and trainable weights per VGG16 phase."""
+import pickle
+
+import keras
+import numpy as np
+import pytest
+
+from components.training import vgg16_weights
+from components.training.hparams import (LISTING_5_21, ScratchHParams, Vgg16HParams,
+                                         WEIGHTS_NONE, WEIGHTS_OFFLINE)
+from components.training.models import Vgg16Parts, build_scratch_model
+
+
+def test_scratch_convnet_is_listing_5_13():
+    model = build_scratch_model()
+    assert model.count_params() == 3_453_121
+    assert [type(layer).__name__ for layer in model.layers[1:]] == (
+        ["Conv2D", "MaxPooling2D"] * 4 + ["Flatten", "Dropout", "Dense", "Dense"])
+    assert model.output_shape == (None, 1)
+
+
+@pytest.fixture(scope="module")
+def vgg_parts():
+    return Vgg16Parts(WEIGHTS_NONE, dense_units=256, dropout=0.0)
+
+
+def test_vgg16_base_and_model_sizes(vgg_parts):
+    assert vgg_parts.base.count_params() == 14_714_688
+    assert vgg_parts.model.count_params() == 16_812_353  # the book's model.summary()
+
+
+def test_feature_extraction_trains_only_the_head(vgg_parts):
+    vgg_parts.freeze_base()
+    assert len(vgg_parts.model.trainable_weights) == 4
+
+
+def test_fine_tuning_unfreezes_block5_only(vgg_parts):
+    vgg_parts.unfreeze_from("block5_conv1")
+    trainable = [layer.name for layer in vgg_parts.base.layers if layer.trainable and layer.weights]
+    assert trainable == ["block5_conv1", "block5_conv2", "block5_conv3"]
+    assert len(vgg_parts.model.trainable_weights) == 10
+    with pytest.raises(ValueError, match="not a VGG16 layer"):
+        vgg_parts.unfreeze_from("block9_conv1")
+
+
+def test_split_model_computes_the_full_model(vgg_parts):
+    images = np.random.default_rng(0).uniform(size=(2, 150, 150, 3)).astype("float32")
+    trunk, top = vgg_parts.split_at("block4_pool")
+    assert trunk.output_shape == (None, 9, 9, 512)
+    np.testing.assert_allclose(top(trunk(images)), vgg_parts.model(images), rtol=1e-4, atol=1e-6)
+    between = vgg_parts.segment("block4_pool", "block5_pool")
+    assert between.output_shape == (None, 4, 4, 512)
+
+
+def test_offline_imagenet_weights_load_with_torch_preprocessing():
+    expected = vgg16_weights.load_offline_weights()
+    base = vgg16_weights.conv_base(WEIGHTS_OFFLINE)
+    np.testing.assert_array_equal(base.get_layer("block1_conv1").get_weights()[0], expected[0][0])
+    np.testing.assert_array_equal(base.get_layer("block5_conv3").get_weights()[1], expected[12][1])
+    normalise = vgg16_weights.preprocessing_layer(WEIGHTS_OFFLINE)
+    out = normalise(np.full((1, 1, 1, 3), 0.485, "float32")).numpy()[0, 0, 0]
+    assert abs(out[0]) < 1e-5 and out[1] > 0
+
+
+def test_keras_weights_file_is_read_as_caffe_bgr(tmp_path):
+    reference = keras.applications.VGG16(weights=None, include_top=False, input_shape=(150, 150, 3))
+    path = str(tmp_path / "vgg16_notop.weights.h5")
+    reference.save_weights(path)
+    base = vgg16_weights.conv_base(path)
+    kernel = reference.get_layer("block1_conv1").get_weights()[0]
+    np.testing.assert_array_equal(base.get_layer("block1_conv1").get_weights()[0], kernel[:, :, ::-1, :])
+    caffe = vgg16_weights.preprocessing_layer(path)
+    np.testing.assert_allclose(caffe(np.ones((1, 1, 1, 3), "float32")).numpy()[0, 0, 0],
+                               255.0 - np.array(vgg16_weights.CAFFE_MEAN_RGB), rtol=1e-5)
+
+
+def test_missing_weights_file_is_named():
+    with pytest.raises(FileNotFoundError, match="no/such/file.h5"):
+        vgg16_weights.conv_base("no/such/file.h5")
+
+
+def test_weights_pickle_may_hold_only_arrays(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    path.write_bytes(pickle.dumps({"VGG16_0": print}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        vgg16_weights.load_offline_weights(str(path))
+
+
+def test_hparams_round_trip_through_custom_config():
+    hp = Vgg16HParams(weights=WEIGHTS_OFFLINE, fine_tune_epochs=3)
+    assert Vgg16HParams.from_custom_config(hp.as_custom_config()) == hp
+    assert hp.augmentation == LISTING_5_21
+    assert ScratchHParams.from_custom_config({"epochs": 2}).epochs == 2
+    with pytest.raises(ValueError, match="unknown ScratchHParams"):
+        ScratchHParams.from_custom_config({"epoch": 2})
+    with pytest.raises(ValueError, match="feature_extraction"):
+        Vgg16HParams(feature_extraction="slow")

@@ -1,0 +1,128 @@
+"""Tiny real Trainer runs on data/sample: run_fn -> exported SavedModel that serves
+JPEG bytes, and the served model agrees with the training input for the same file."""
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import contract
+from components.training import common, data, scratch, vgg16
+from components.training.hparams import WEIGHTS_NONE
+from tests import training_support
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample")
+IMAGES_PER_CLASS = 6
+
+
+@pytest.fixture(scope="module")
+def pipeline_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("training_inputs")
+    examples = training_support.write_examples(SAMPLE, str(root / "examples"),
+                                               limit_per_class=IMAGES_PER_CLASS)
+    first = training_support.image_files(SAMPLE, contract.TRAIN_SPLIT, 1)["cats"][0]
+    transform = training_support.build_transform_graph(first, str(root / "transform"))
+    return examples, transform
+
+
+@pytest.fixture(scope="module")
+def scratch_run(pipeline_inputs, tmp_path_factory):
+    examples, transform = pipeline_inputs
+    fn_args = training_support.fn_args(examples, transform, str(tmp_path_factory.mktemp("scratch")),
+                                       {"epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "seed": 1})
+    scratch.run_fn(fn_args)
+    return fn_args
+
+
+def _jpegs(split=contract.TEST_SPLIT, n=4):
+    files = sorted(glob.glob(os.path.join(SAMPLE, split, "*", "*.jpg")))
+    return [files[0], files[-1]] + files[1:n - 1]
+
+
+def test_run_fn_writes_report_and_pictures(scratch_run):
+    report = os.path.join(scratch_run.model_run_dir, contract.TRAINING_REPORT_DIR)
+    with open(os.path.join(report, "history.json")) as f:
+        history = json.load(f)["history"]
+    assert len(history["loss"]) == 2 and len(history["val_accuracy"]) == 2
+    for picture in ("curves.png", "augmentation.png"):
+        with open(os.path.join(report, picture), "rb") as f:
+            assert f.read(4) == b"\x89PNG"
+
+
+def test_serving_default_on_real_jpeg_bytes(scratch_run):
+    served = tf.saved_model.load(scratch_run.serving_model_dir)
+    signature = served.signatures[contract.SERVING_SIGNATURE]
+    files = _jpegs()
+    outputs = signature(**{contract.SERVING_INPUT_KEY: tf.constant([open(f, "rb").read() for f in files])})
+    probabilities = outputs[contract.PROBABILITIES_KEY].numpy()
+    assert probabilities.shape == (len(files), 2) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    class_ids = outputs[contract.CLASS_IDS_KEY].numpy()
+    np.testing.assert_array_equal(class_ids, probabilities.argmax(axis=1))
+    expected_names = [contract.CATS_VS_DOGS_CLASSES[i].encode() for i in class_ids]
+    assert outputs[contract.CLASSES_KEY].numpy().tolist() == expected_names
+
+
+def test_examples_signature_adds_positive_probability(scratch_run):
+    served = tf.saved_model.load(scratch_run.serving_model_dir)
+    assert contract.EXAMPLES_SIGNATURE != contract.SERVING_SIGNATURE
+    serialized = [training_support.make_example(open(f, "rb").read(), 0, f).SerializeToString()
+                  for f in _jpegs()]
+    outputs = served.signatures[contract.EXAMPLES_SIGNATURE](
+        **{contract.EXAMPLES_INPUT_KEY: tf.constant(serialized)})
+    np.testing.assert_allclose(outputs[contract.POSITIVE_PROBABILITY_KEY].numpy(),
+                               outputs[contract.PROBABILITIES_KEY].numpy()[:, 1])
+
+
+def test_batch_with_an_undecodable_image_fails_clearly(scratch_run):
+    served = tf.saved_model.load(scratch_run.serving_model_dir)
+    signature = served.signatures[contract.SERVING_SIGNATURE]
+    good = open(_jpegs()[0], "rb").read()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="neither JPEG nor PNG"):
+        signature(**{contract.SERVING_INPUT_KEY: tf.constant([good, b"<html>not an image</html>"])})
+    outputs = signature(**{contract.SERVING_INPUT_KEY: tf.constant([good])})  # still serving
+    assert outputs[contract.CLASSES_KEY].shape == (1,)
+
+
+def test_served_model_agrees_with_training_input_for_the_same_files(scratch_run):
+    """No train/serve skew: bytes through the served graph == input_fn tensors through the model."""
+    inputs = common.TrainingInputs(scratch_run)
+    images, labels = next(iter(data.input_fn(inputs.eval, batch_size=64, training=False)))
+    keras_model = keras.models.load_model(
+        os.path.join(scratch_run.serving_model_dir, contract.KERAS_MODEL_PATH))
+    from_training_input = keras_model.predict(images, verbose=0)[:, 0]
+
+    examples = glob.glob(scratch_run.eval_files[0])
+    serialized = list(tf.data.TFRecordDataset(examples, compression_type="GZIP").as_numpy_iterator())
+    raw = tf.io.parse_example(serialized, {contract.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string)})
+    served = tf.saved_model.load(scratch_run.serving_model_dir).signatures[contract.SERVING_SIGNATURE]
+    from_bytes = served(**{contract.SERVING_INPUT_KEY: tf.reshape(raw[contract.IMAGE_KEY], [-1])})
+    assert len(serialized) == len(labels) == 2 * IMAGES_PER_CLASS
+    np.testing.assert_allclose(from_bytes[contract.PROBABILITIES_KEY].numpy()[:, 1],
+                               from_training_input, rtol=1e-5, atol=1e-6)
+
+
+def test_vgg16_fast_feature_extraction_and_cached_fine_tuning_export_an_image_model(
+        pipeline_inputs, tmp_path):
+    examples, transform = pipeline_inputs
+    fn_args = training_support.fn_args(examples, transform, str(tmp_path), {
+        "weights": WEIGHTS_NONE, "feature_extraction": "fast", "feature_extraction_epochs": 1,
+        "fine_tune_epochs": 1, "fine_tune_augment": False, "batch_size": 4})
+    vgg16.run_fn(fn_args)
+    with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "history.json")) as f:
+        report = json.load(f)
+    assert len(report["history"]["loss"]) == 2
+    assert sorted(report["phase_starts"].values()) == [1, 2]
+    served = tf.saved_model.load(fn_args.serving_model_dir).signatures[contract.SERVING_SIGNATURE]
+    outputs = served(**{contract.SERVING_INPUT_KEY: tf.constant([open(_jpegs()[0], "rb").read()])})
+    assert outputs[contract.PROBABILITIES_KEY].shape == (1, 2)
+    keras_model = keras.models.load_model(os.path.join(fn_args.serving_model_dir, contract.KERAS_MODEL_PATH))
+    assert keras_model.get_layer("vgg16").get_layer("block5_conv3") is not None
+
+
+def test_missing_class_names_file_is_reported(pipeline_inputs, tmp_path):
+    with pytest.raises(FileNotFoundError, match="class_names.json"):
+        common.load_class_names([str(tmp_path / "Split-train" / "*")])
