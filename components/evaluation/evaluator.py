@@ -1,0 +1,51 @@
+"""TFX's Evaluator, fed by BaselineLookup instead of a Resolver node.
+
+BaselineLookup always emits a baseline Model artifact; when it found no usable
+baseline the artifact holds only the reason. This executor drops such an
+artifact before TFMA runs (so the change threshold is skipped, as TFX does on a
+first run), and after TFMA it writes the decision, failed thresholds and the
+shortfall included, into the blessing artifact and the log.
+"""
+from absl import logging
+
+import tensorflow_model_analysis as tfma
+from tfx.components.evaluator import component as evaluator_component
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils, standard_component_specs
+
+from components.evaluation import baseline as baseline_lookup
+from components.evaluation import decision as blessing_decision
+
+class Executor(evaluator_executor.Executor):
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        input_dict = dict(input_dict)
+        baselines = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+        info = baseline_lookup.BaselineInfo(False, "no baseline input connected")
+        if baselines:
+            info = baseline_lookup.read_baseline_info(baselines[0])
+        if info.found:
+            logging.info("Evaluator: comparing with baseline version %d (%s)", info.version, info.source)
+        else:
+            logging.warning("Evaluator: no baseline, change thresholds skipped: %s", info.reason)
+            input_dict.pop(standard_component_specs.BASELINE_MODEL_KEY, None)
+
+        super().Do(input_dict, output_dict, exec_properties)
+
+        blessings = output_dict.get(standard_component_specs.BLESSING_KEY) or []
+        if not blessings:
+            return
+        evaluation_uri = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
+        decision = blessing_decision.decide(
+            tfma.load_validation_result(evaluation_uri), info.found, info.reason, info.version)
+        blessing = blessings[0]
+        blessing_decision.write_decision(blessing.uri, decision)
+        blessing.set_string_custom_property("decision", decision.summary())
+        log = logging.info if decision.blessed else logging.warning
+        log("Evaluator: %s", decision.summary())
+
+class Evaluator(evaluator_component.Evaluator):
+    """TFX's Evaluator (same inputs, outputs and parameters), baseline-lookup aware."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

@@ -1,0 +1,327 @@
+"""EvaluationReport: one self-contained HTML page per evaluated model version.
+
+Metric table (overall and per label, with the baseline beside it), confusion
+matrix picture, the blessing decision and why, and the worst-classified test
+images as thumbnails. Pictures are embedded (data: URIs) so the page is a
+single file: KFP's UI renders an artifact of type system.HTML from its URI,
+and locally `catsdogs run-local` prints the path of the same file.
+"""
+import base64
+import dataclasses
+import html
+import io
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from absl import logging
+from tensorflow_model_analysis.proto import config_pb2
+from tensorflow_model_analysis.writers import eval_config_writer
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts, value_artifact
+from tfx.utils import path_utils
+
+from components import contract
+from components.evaluation import baseline as baseline_lookup
+from components.evaluation import decision as blessing_decision
+from components.evaluation import examples_io
+from components.evaluation.eval_config import ACCURACY_METRIC, DECISION_THRESHOLD
+
+REPORT_FILE = "evaluation_report.html"
+REPORT_PATH_PROPERTY = "report_html"
+TABLE_METRICS = ("example_count", ACCURACY_METRIC, "auc", "precision", "recall",
+                 "binary_crossentropy", "calibration", "mean_label", "mean_prediction")
+PER_LABEL_METRICS = ("example_count", ACCURACY_METRIC, "binary_crossentropy", "mean_prediction")
+"""On a one-class slice AUC, precision and calibration are undefined; not shown."""
+COUNT_METRICS = ("example_count",)
+SERVING_BATCH_SIZE = 32
+THUMBNAIL_SIZE = 128
+ACCURACY_TOLERANCE = 1e-6
+
+
+class HtmlReport(value_artifact.ValueArtifact):
+    """A single HTML file at the artifact's URI. The type name is KFP's
+    system.HTML, which its UI renders in the artifact's visualisation."""
+    TYPE_NAME = "system.HTML"
+
+    def encode(self, value: str) -> bytes:
+        return value.encode("utf-8")
+
+    def decode(self, serialized_value: bytes) -> str:
+        return serialized_value.decode("utf-8")
+
+
+# -- TFMA results ---------------------------------------------------------------
+
+@dataclasses.dataclass
+class SliceMetrics:
+    """Scalar metrics of one slice, keyed by (model name, metric name, is_diff)."""
+    scalars: Dict[Tuple[str, str, bool], float] = dataclasses.field(default_factory=dict)
+    confusion: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+
+    def get(self, metric: str, model: str = "", diff: bool = False) -> Optional[float]:
+        for candidate_model in ((model,) if model else ("", tfma.CANDIDATE_KEY)):
+            value = self.scalars.get((candidate_model, metric, diff))
+            if value is not None:
+                return value
+        return None
+
+
+def slice_name(slice_key, class_names: Sequence[str]) -> str:
+    if not slice_key.single_slice_keys:
+        return "overall"
+    parts = []
+    for key in slice_key.single_slice_keys:
+        value = key.int64_value if key.HasField("int64_value") else (
+            key.bytes_value.decode() if key.HasField("bytes_value") else key.float_value)
+        if key.column == contract.LABEL_KEY and isinstance(value, int) and 0 <= value < len(class_names):
+            value = class_names[value]
+        parts.append(f"{key.column}={value}")
+    return ", ".join(parts)
+
+
+def load_tfma_metrics(evaluation_uri: str, class_names: Sequence[str]) -> Dict[str, SliceMetrics]:
+    slices: Dict[str, SliceMetrics] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        entry = slices.setdefault(slice_name(metrics_for_slice.slice_key, class_names), SliceMetrics())
+        for item in metrics_for_slice.metric_keys_and_values:
+            key, value = item.key, item.value
+            if value.HasField("double_value"):
+                entry.scalars[(key.model_name, key.name, key.is_diff)] = value.double_value.value
+            elif value.HasField("confusion_matrix_at_thresholds") and not key.is_diff:
+                matrices = value.confusion_matrix_at_thresholds.matrices
+                if matrices:
+                    m = matrices[0]
+                    entry.confusion[key.model_name or tfma.CANDIDATE_KEY] = {
+                        "tp": m.true_positives, "fp": m.false_positives,
+                        "tn": m.true_negatives, "fn": m.false_negatives}
+    return slices
+
+
+def accuracy_thresholds(evaluation_uri: str) -> Dict[str, float]:
+    """min accuracy / allowed drop as the Evaluator applied them (its eval_config.json)."""
+    eval_config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+    found: Dict[str, float] = {}
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            thresholds = [metric.threshold] + [t.threshold for t in metric.per_slice_thresholds]
+            if metric.class_name != "BinaryAccuracy":
+                continue
+            for threshold in thresholds:
+                if threshold.value_threshold.HasField("lower_bound"):
+                    found["min_accuracy"] = threshold.value_threshold.lower_bound.value
+                change = threshold.change_threshold
+                if change.HasField("absolute") and \
+                        change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER:
+                    found["max_accuracy_drop"] = -change.absolute.value
+    return found
+
+
+# -- direct predictions through the serving signature -----------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ScoredImage:
+    image: examples_io.LabelledImage
+    probability_of_label: float
+
+
+def score_test_images(saved_model_dir: str, examples_uri: str) -> List[ScoredImage]:
+    """P(true class) of every test image through serving_default (image bytes in)."""
+    serve = tf.saved_model.load(saved_model_dir).signatures[contract.SERVING_SIGNATURE]
+    images = list(examples_io.read_images(examples_uri, contract.TEST_SPLIT))
+    scored = []
+    for start in range(0, len(images), SERVING_BATCH_SIZE):
+        batch = images[start:start + SERVING_BATCH_SIZE]
+        outputs = serve(**{contract.SERVING_INPUT_KEY: tf.constant([i.image_bytes for i in batch])})
+        probabilities = outputs[contract.PROBABILITIES_KEY].numpy()
+        scored += [ScoredImage(image, float(probabilities[row, image.label]))
+                   for row, image in enumerate(batch)]
+    return scored
+
+
+def worst_classified(scored: Sequence[ScoredImage], count: int) -> List[ScoredImage]:
+    """Largest cross-entropy first: lowest probability given to the true class."""
+    return sorted(scored, key=lambda s: s.probability_of_label)[:count]
+
+
+# -- pictures ---------------------------------------------------------------------
+
+def _png_data_uri(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def confusion_matrix_png(confusion: Dict[str, float], class_names: Sequence[str]) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    matrix = np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
+    figure, axes = plt.subplots(figsize=(3.6, 3.2))
+    axes.imshow(matrix, cmap="Blues")
+    for row in range(2):
+        for col in range(2):
+            axes.text(col, row, f"{int(matrix[row, col])}", ha="center", va="center",
+                      color="white" if matrix[row, col] > matrix.max() / 2 else "black", fontsize=14)
+    axes.set_xticks([0, 1], [f"predicted {n}" for n in class_names[:2]])
+    axes.set_yticks([0, 1], [f"true {n}" for n in class_names[:2]])
+    axes.set_title(f"test split, threshold {DECISION_THRESHOLD}")
+    uri = _png_data_uri(figure)
+    plt.close(figure)
+    return uri
+
+
+def thumbnail_data_uri(image_bytes: bytes) -> str:
+    from PIL import Image
+    image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+# -- the page -------------------------------------------------------------------
+
+@dataclasses.dataclass
+class ReportInputs:
+    model_name: str
+    class_names: List[str]
+    slices: Dict[str, SliceMetrics]
+    thresholds: Dict[str, float]
+    decision: Optional[blessing_decision.BlessingDecision]
+    baseline: baseline_lookup.BaselineInfo
+    worst: List[ScoredImage]
+    serving_accuracy: Optional[float]
+
+
+def _fmt(value: Optional[float], metric: str = "") -> str:
+    if value is None or np.isnan(value):
+        return "–"
+    return f"{int(value)}" if metric in COUNT_METRICS else f"{value:+.4f}" if metric == "change" \
+        else f"{value:.4f}"
+
+
+def render_html(r: ReportInputs) -> str:
+    e = html.escape
+    overall = r.slices.get("overall", SliceMetrics())
+    label_slices = [name for name in r.slices if name != "overall"]
+    has_baseline = any(model == tfma.BASELINE_KEY for model, _, _ in overall.scalars)
+    blessed = r.decision.blessed if r.decision else None
+    verdict = {True: "BLESSED", False: "NOT BLESSED", None: "NO DECISION"}[blessed]
+    colour = {True: "#1a7f37", False: "#cf222e", None: "#6e7781"}[blessed]
+
+    reasons = []
+    if "min_accuracy" in r.thresholds:
+        reasons.append(f"Value threshold: {ACCURACY_METRIC} ≥ {r.thresholds['min_accuracy']:.4f} (overall).")
+    if "max_accuracy_drop" in r.thresholds:
+        reasons.append(f"Change threshold: {ACCURACY_METRIC} may drop at most "
+                       f"{r.thresholds['max_accuracy_drop']:.4f} below the baseline.")
+    if r.baseline.found:
+        base_acc = overall.get(ACCURACY_METRIC, tfma.BASELINE_KEY)
+        reasons.append(f"Baseline: version {r.baseline.version} ({r.baseline.source}), "
+                       f"{ACCURACY_METRIC} {_fmt(base_acc)}.")
+    else:
+        reasons.append(f"No baseline: {r.baseline.reason}. The change threshold was not applied.")
+    if r.decision:
+        reasons += [f"FAILED: {f.describe()}" for f in r.decision.failures]
+        reasons += list(r.decision.notes)
+        if r.decision.blessed:
+            reasons.append("All thresholds met.")
+
+    header = ["metric", *(["overall"] + label_slices)]
+    if has_baseline:
+        header += ["baseline (overall)", "change"]
+    rows = []
+    for metric in TABLE_METRICS:
+        cells = [_fmt(overall.get(metric), metric)] + [
+            _fmt(r.slices[name].get(metric) if metric in PER_LABEL_METRICS else None, metric)
+            for name in label_slices]
+        if has_baseline:
+            cells += [_fmt(overall.get(metric, tfma.BASELINE_KEY), metric),
+                      _fmt(overall.get(metric, tfma.CANDIDATE_KEY, diff=True), "change")]
+        rows.append("<tr><th>" + e(metric) + "</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+
+    confusion = overall.confusion.get(tfma.CANDIDATE_KEY) or next(iter(overall.confusion.values()), None)
+    confusion_html = (f'<img alt="confusion matrix" src="{confusion_matrix_png(confusion, r.class_names)}">'
+                      if confusion else "<p>No confusion matrix in the evaluation.</p>")
+
+    tfma_accuracy = overall.get(ACCURACY_METRIC)
+    check = ""
+    if r.serving_accuracy is not None and tfma_accuracy is not None:
+        agree = abs(r.serving_accuracy - tfma_accuracy) <= ACCURACY_TOLERANCE
+        check = (f"<p>Accuracy through <code>{contract.SERVING_SIGNATURE}</code> on the image bytes: "
+                 f"{r.serving_accuracy:.4f}; TFMA through <code>{contract.EXAMPLES_SIGNATURE}</code>: "
+                 f"{tfma_accuracy:.4f} — " + ("they agree." if agree else
+                                              "<b>they DISAGREE: the two signatures differ.</b>") + "</p>")
+
+    figures = "".join(
+        f'<figure><img src="{thumbnail_data_uri(s.image.image_bytes)}" alt="{e(s.image.filename)}">'
+        f"<figcaption>{e(s.image.filename)}<br>true: {e(r.class_names[s.image.label])}<br>"
+        f"P(true) = {s.probability_of_label:.3f}</figcaption></figure>" for s in r.worst)
+
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{e(r.model_name)} evaluation</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; max-width: 70em; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+.verdict {{ font-size: 1.4em; font-weight: bold; color: {colour}; }}
+figure {{ display: inline-block; margin: 4px; font-size: 0.8em; width: {THUMBNAIL_SIZE + 8}px; vertical-align: top; }}
+</style></head><body>
+<h1>{e(r.model_name)}: evaluation on the test split</h1>
+<p class="verdict">{verdict}</p>
+<ul>{"".join(f"<li>{e(line)}</li>" for line in reasons)}</ul>
+<h2>Metrics</h2>
+<table><tr>{"".join(f"<th>{e(h)}</th>" for h in header)}</tr>{"".join(rows)}</table>
+{check}
+<h2>Confusion matrix</h2>
+{confusion_html}
+<h2>{len(r.worst)} worst-classified test images</h2>
+<p>Lowest probability given to the true class, through the serving signature.</p>
+{figures}
+</body></html>
+"""
+
+
+def build_report(model_dir: str, evaluation_uri: str, blessing_uri: str, baseline_uri: Optional[str],
+                 examples_uri: str, model_name: str, num_worst_images: int) -> Tuple[str, ReportInputs]:
+    class_names = examples_io.class_names(examples_uri)
+    baseline = (baseline_lookup.read_baseline_info_at(baseline_uri) if baseline_uri
+                else baseline_lookup.BaselineInfo(False, "no baseline input"))
+    scored = score_test_images(model_dir, examples_uri)
+    serving_accuracy = (float(np.mean([s.probability_of_label > 0.5 for s in scored])) if scored else None)
+    inputs = ReportInputs(
+        model_name=model_name, class_names=class_names,
+        slices=load_tfma_metrics(evaluation_uri, class_names),
+        thresholds=accuracy_thresholds(evaluation_uri),
+        decision=blessing_decision.read_decision(blessing_uri), baseline=baseline,
+        worst=worst_classified(scored, num_worst_images), serving_accuracy=serving_accuracy)
+    return render_html(inputs), inputs
+
+
+@component
+def EvaluationReport(
+        model: InputArtifact[standard_artifacts.Model],
+        evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
+        model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
+        baseline_model: InputArtifact[standard_artifacts.Model],
+        examples: InputArtifact[standard_artifacts.Examples],
+        report: OutputArtifact[HtmlReport],
+        model_name: Parameter[str],
+        num_worst_images: Parameter[int] = 10,
+) -> None:
+    """Writes the HTML page to the report artifact's URI, and a copy named
+    evaluation_report.html beside it for browsers that go by extension."""
+    page, _ = build_report(
+        model_dir=path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
+        evaluation_uri=evaluation.uri, blessing_uri=model_blessing.uri, baseline_uri=baseline_model.uri,
+        examples_uri=examples.uri, model_name=model_name, num_worst_images=num_worst_images)
+    with tf.io.gfile.GFile(report.uri, "w") as file:
+        file.write(page)
+    named_copy = os.path.join(os.path.dirname(report.uri), REPORT_FILE)
+    with tf.io.gfile.GFile(named_copy, "w") as file:
+        file.write(page)
+    report.set_string_custom_property(REPORT_PATH_PROPERTY, named_copy)
+    logging.info("EvaluationReport: %s report at %s", model_name, named_copy)

@@ -1,0 +1,150 @@
+"""Shared by tests/test_evaluation*.py and tests/test_push*.py: a small real
+model exported with the contract's signatures, and Examples artifacts of the
+shipped sample images (the layout ImageExampleGen writes)."""
+import glob
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from components import contract
+
+SAMPLE_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
+
+
+def sample_files(split: str):
+    """[(path, label)] of data/sample/<split>/<class>/*, classes sorted."""
+    split_dir = os.path.join(SAMPLE_DIR, split)
+    classes = sorted(os.listdir(split_dir))
+    return [(path, classes.index(name)) for name in classes
+            for path in sorted(glob.glob(os.path.join(split_dir, name, "*")))]
+
+
+def write_examples_artifact(uri: str, splits=(contract.TEST_SPLIT,)) -> str:
+    """Gzipped TFRecords of tf.Example in <uri>/Split-<split>/, class_names.json at the root."""
+    for split in splits:
+        split_dir = os.path.join(uri, f"Split-{split}")
+        os.makedirs(split_dir, exist_ok=True)
+        options = tf.io.TFRecordOptions(compression_type="GZIP")
+        with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"),
+                                  options) as writer:
+            for path, label in sample_files(split):
+                with open(path, "rb") as file:
+                    image = file.read()
+                relative = os.path.relpath(path, os.path.join(SAMPLE_DIR, split))
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                    contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                    contract.FILENAME_KEY: tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[relative.encode()])),
+                })).SerializeToString())
+    with open(os.path.join(uri, contract.CLASS_NAMES_FILE), "w") as file:
+        json.dump(list(contract.CATS_VS_DOGS_CLASSES), file)
+    return uri
+
+
+def decode_images(image_bytes):
+    def decode(one):
+        image = tf.io.decode_image(one, channels=contract.IMAGE_CHANNELS, expand_animations=False)
+        image = tf.image.resize(image, [contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH])
+        return image / 255.0
+    return tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32)
+
+
+def train_small_model(seed: int = 0, epochs: int = 8):
+    """A tiny convnet trained on the sample's train split (real images, real training)."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    files = sample_files(contract.TRAIN_SPLIT)
+    images = decode_images(tf.constant([open(p, "rb").read() for p, _ in files])).numpy()
+    labels = np.array([label for _, label in files], dtype=np.float32)
+    model = keras.Sequential([
+        keras.Input((contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS)),
+        keras.layers.AveragePooling2D(5),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
+    model.fit(images, labels, epochs=epochs, batch_size=16, verbose=0)
+    return model
+
+
+class ExportModule(tf.Module):
+    """The contract's two signatures around a Keras model; invert=True flips
+    P(class 1), which turns a better-than-chance model into a worse one."""
+
+    def __init__(self, model, invert: bool = False):
+        super().__init__()
+        self.model = model
+        self.invert = invert
+        self.class_names = tf.constant(list(contract.CATS_VS_DOGS_CLASSES))
+
+    def _predict(self, image_bytes):
+        positive = tf.reshape(self.model(decode_images(image_bytes)), [-1])
+        if self.invert:
+            positive = 1.0 - positive
+        class_ids = tf.cast(positive >= 0.5, tf.int64)
+        return positive, {
+            contract.PROBABILITIES_KEY: tf.stack([1.0 - positive, positive], axis=1),
+            contract.CLASSES_KEY: tf.gather(self.class_names, class_ids),
+            contract.CLASS_IDS_KEY: class_ids,
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serve_image_bytes(self, image_bytes):
+        return self._predict(image_bytes)[1]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serve_examples(self, examples):
+        features = tf.io.parse_example(examples, {
+            contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        positive, outputs = self._predict(features[contract.IMAGE_KEY])
+        return {**outputs, contract.POSITIVE_PROBABILITY_KEY: positive}
+
+
+def export_model(model, export_dir: str, invert: bool = False) -> str:
+    module = ExportModule(model, invert)
+    tf.saved_model.save(module, export_dir, signatures={
+        contract.SERVING_SIGNATURE: module.serve_image_bytes.get_concrete_function(),
+        contract.EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
+    })
+    return export_dir
+
+
+def direct_predictions(saved_model_dir: str, split: str = contract.TEST_SPLIT):
+    """(P(class 1), labels) from the SavedModel's serving signature on the image files."""
+    serve = tf.saved_model.load(saved_model_dir).signatures[contract.SERVING_SIGNATURE]
+    files = sample_files(split)
+    images = tf.constant([open(p, "rb").read() for p, _ in files])
+    probabilities = serve(**{contract.SERVING_INPUT_KEY: images})[contract.PROBABILITIES_KEY].numpy()
+    return probabilities[:, 1], np.array([label for _, label in files])
+
+
+def gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_dir: str,
+                  model_name: str, thresholds, with_report: bool = True):
+    """Importers (model, examples) -> BaselineLookup -> Evaluator -> Pusher (+ report),
+    the same wiring pipeline/pipeline.py puts after each Trainer."""
+    from tfx import v1 as tfx
+    from tfx.types import standard_artifacts
+    from components.evaluation import pipeline_nodes
+
+    examples = tfx.dsl.Importer(
+        source_uri=examples_dir, artifact_type=standard_artifacts.Examples,
+        properties={"split_names": json.dumps([contract.TEST_SPLIT])}).with_id("examples_importer")
+    model = tfx.dsl.Importer(
+        source_uri=model_dir, artifact_type=standard_artifacts.Model,
+        custom_properties={"tfx_version": tfx.__version__}).with_id("model_importer")
+    nodes = pipeline_nodes.create_evaluation_nodes(
+        model_name=model_name, suffix="test",
+        model=model.outputs["result"], examples=examples.outputs["result"],
+        thresholds=thresholds, serving_model_dir=serving_dir, with_report=with_report)
+    return tfx.dsl.Pipeline(
+        pipeline_name="evaluation-test", pipeline_root=os.path.join(root, "pipeline_root"),
+        components=[examples, model, *nodes], enable_cache=False,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            os.path.join(root, "metadata.sqlite")),
+        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
