@@ -35,6 +35,7 @@ def get_model_status(manager: ModelManager, request) -> get_model_status_pb2.Get
     response = get_model_status_pb2.GetModelStatusResponse()
     for record in manager.status(request.model_spec):
         status = response.model_version_status.add(version=record.version, state=record.state)
+        status.status.SetInParent()  # TF Serving always reports a status, OK included
         if record.error:
             status.status.error_code = error_codes_pb2.UNKNOWN
             status.status.error_message = record.error

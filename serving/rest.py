@@ -171,7 +171,8 @@ class RestApi:
             return http.HTTPStatus.OK, self._metadata_json(get_model_metadata(self.manager, request)), None
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
         response = get_model_status(self.manager, request)
-        return http.HTTPStatus.OK, json_format.MessageToDict(response, preserving_proto_field_name=True), None
+        return http.HTTPStatus.OK, json_format.MessageToDict(
+            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True), None
 
     def _metadata_json(self, response) -> dict:
         signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -261,7 +262,8 @@ class RestServer:
         self._server = http.server.ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="rest")
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True, name="rest")
 
     def start(self) -> None:
         self._thread.start()
