@@ -21,6 +21,16 @@ def sample_files(split: str):
             for path in sorted(glob.glob(os.path.join(split_dir, name, "*")))]
 
 
+def write_blessing(uri: str, blessed: bool, failures=()) -> str:
+    """A ModelBlessing folder as the Evaluator leaves it (marker file + decision)."""
+    from components.evaluation import decision
+    os.makedirs(uri, exist_ok=True)
+    open(os.path.join(uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    decision.write_decision(uri, decision.BlessingDecision(
+        blessed, False, "test: no baseline", failures=list(failures)))
+    return uri
+
+
 def write_examples_artifact(uri: str, splits=(contract.TEST_SPLIT,)) -> str:
     """Gzipped TFRecords of tf.Example in <uri>/Split-<split>/, class_names.json at the root."""
     for split in splits:
@@ -69,7 +79,8 @@ def train_small_model(seed: int = 0, epochs: int = 8):
         keras.layers.Dense(1, activation="sigmoid"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
-    model.fit(images, labels, epochs=epochs, batch_size=16, verbose=0)
+    if epochs:
+        model.fit(images, labels, epochs=epochs, batch_size=16, verbose=0)
     return model
 
 
