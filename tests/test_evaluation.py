@@ -1,0 +1,210 @@
+"""Evaluation: TFMA config, blessing decisions, and the evaluation gate run for
+real (LocalDagRunner, Beam, TFMA) twice: the first run has no baseline and
+pushes; the second finds the first run's push as its baseline and refuses a
+worse model."""
+import glob
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn import metrics as sk_metrics
+from tensorflow_model_analysis.proto import config_pb2, validation_result_pb2
+
+from components import contract
+from components.evaluation import decision, eval_config, report
+from components.pusher import serving_layout, warmup
+from tests import test_evaluation_support as support
+
+MODEL_NAME = contract.SCRATCH_MODEL_NAME
+
+
+# -- fast: configuration and decisions ---------------------------------------------
+
+def test_eval_config_uses_the_example_signature_and_thresholds_only_the_overall_slice():
+    config = eval_config.build_eval_config(eval_config.BlessingThresholds(0.7, 0.02))
+    spec = config.model_specs[0]
+    assert (spec.signature_name, spec.label_key, spec.prediction_key) == (
+        contract.EXAMPLES_SIGNATURE, contract.LABEL_KEY, contract.POSITIVE_PROBABILITY_KEY)
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [[], [contract.LABEL_KEY]]
+    metrics = {m.class_name: m for m in config.metrics_specs[0].metrics}
+    assert {"ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "BinaryCrossEntropy",
+            "Calibration", "ConfusionMatrixAtThresholds"} <= set(metrics)
+    accuracy = metrics["BinaryAccuracy"]
+    assert not accuracy.HasField("threshold")
+    (per_slice,) = accuracy.per_slice_thresholds
+    assert list(per_slice.slicing_specs) == [config_pb2.SlicingSpec()]
+    assert per_slice.threshold.value_threshold.lower_bound.value == 0.7
+    assert per_slice.threshold.change_threshold.absolute.value == -0.02
+
+
+@pytest.mark.parametrize("bad", [dict(min_accuracy=1.5), dict(min_accuracy=0.7, max_accuracy_drop=-0.1)])
+def test_thresholds_out_of_range_are_rejected(bad):
+    with pytest.raises(ValueError, match="must be in"):
+        eval_config.BlessingThresholds(**bad)
+
+
+def test_decision_names_each_failed_threshold_and_the_shortfall():
+    config = eval_config.build_eval_config(eval_config.BlessingThresholds(0.7, 0.01))
+    threshold = config.metrics_specs[0].metrics[1].per_slice_thresholds[0].threshold
+    result = validation_result_pb2.ValidationResult(validation_ok=False)
+    per_slice = result.metric_validations_per_slice.add()
+    value_threshold = config_pb2.MetricThreshold(value_threshold=threshold.value_threshold)
+    change_threshold = config_pb2.MetricThreshold(change_threshold=threshold.change_threshold)
+    for value, metric_threshold, is_diff in ((0.62, value_threshold, False), (-0.05, change_threshold, True)):
+        failure = per_slice.failures.add()
+        failure.metric_key.name = eval_config.ACCURACY_METRIC
+        failure.metric_key.is_diff = is_diff
+        failure.metric_value.double_value.value = value
+        failure.metric_threshold.CopyFrom(metric_threshold)
+    outcome = decision.decide(result, True, "latest pushed version 7", 7)
+    summary = outcome.summary()
+    assert summary.startswith("NOT BLESSED; baseline: version 7")
+    assert "binary_accuracy = 0.6200 is below the required 0.7000 (short by 0.0800)" in summary
+    assert "changed by -0.0500 against the baseline; at most 0.0100 drop is allowed (short by 0.0400)" \
+        in summary
+    assert decision.BlessingDecision.from_json(outcome.to_json()) == outcome
+
+
+def test_evaluation_nodes_compile_for_kubeflow_v2_without_a_resolver(tmp_path):
+    from tfx import v1 as tfx
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    pipeline = support.gate_pipeline(str(tmp_path), str(tmp_path / "model"), str(tmp_path / "examples"),
+                                     "gs://bucket/serving", MODEL_NAME, eval_config.BlessingThresholds(0.7))
+    pipeline.metadata_connection_config = None
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image="catsdogs:test"),
+        output_dir=str(tmp_path), output_filename="pipeline.json")
+    runner.run(pipeline)
+    spec = json.loads((tmp_path / "pipeline.json").read_text())["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"BaselineLookup_test", "Evaluator_test", "Pusher_test", "EvaluationReport_test"} <= set(tasks)
+    assert not any("resolver" in name.lower() for name in tasks)
+    report_output = spec["components"]["EvaluationReport_test"]["outputDefinitions"]["artifacts"]["report"]
+    assert report_output["artifactType"]["instanceSchema"].startswith("title: system.HTML")
+    assert "Resolver" not in json.dumps(spec["deploymentSpec"])
+    del tfx
+
+
+# -- slow: the gate run for real, twice --------------------------------------------
+
+def _latest(pattern: str) -> str:
+    return max(glob.glob(pattern), key=lambda p: int(os.path.basename(p.rstrip("/"))))
+
+
+def _run_gate(root, model_dir, thresholds):
+    from tfx import v1 as tfx
+    pipeline = support.gate_pipeline(root, model_dir, os.path.join(root, "examples"),
+                                     os.path.join(root, "serving"), MODEL_NAME, thresholds)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    node = os.path.join(root, "pipeline_root", "{}_test", "{}", "*")
+    evaluation = _latest(node.format("Evaluator", "evaluation"))
+    return {
+        "evaluation": evaluation,
+        "blessing": _latest(node.format("Evaluator", "blessing")),
+        "pushed": json.load(open(os.path.join(_latest(node.format("Pusher", "pushed_model")), "push.json"))),
+        "report_dir": _latest(node.format("EvaluationReport", "report")),
+        "metrics": report.load_tfma_metrics(evaluation, list(contract.CATS_VS_DOGS_CLASSES)),
+    }
+
+
+@pytest.fixture(scope="module")
+def gate_runs(tmp_path_factory):
+    """Run 1: a trained model, min accuracy just under its own. Run 2: the same
+    model with its output flipped (worse), a zero floor, so only the change
+    threshold against run 1's push can stop it."""
+    root = str(tmp_path_factory.mktemp("gate"))
+    model = support.train_small_model()
+    good = support.export_model(model, os.path.join(root, "good", "Format-Serving"))
+    worse = support.export_model(model, os.path.join(root, "worse", "Format-Serving"), invert=True)
+    support.write_examples_artifact(os.path.join(root, "examples"))
+    probabilities, labels = support.direct_predictions(good)
+    accuracy = float(np.mean((probabilities >= 0.5) == labels))
+    assert accuracy != 0.5, "the flipped model must be worse for this test to mean anything"
+    if accuracy < 0.5:
+        good, worse = worse, good
+        probabilities, accuracy = 1.0 - probabilities, 1.0 - accuracy
+    first = _run_gate(root, os.path.dirname(good), eval_config.BlessingThresholds(accuracy - 0.01))
+    second = _run_gate(root, os.path.dirname(worse), eval_config.BlessingThresholds(0.0))
+    return {"root": root, "first": first, "second": second, "good": good,
+            "direct": (probabilities, labels), "accuracy": accuracy}
+
+
+@pytest.mark.slow
+def test_tfma_metrics_agree_with_a_direct_evaluation_of_the_same_saved_model(gate_runs):
+    probabilities, labels = gate_runs["direct"]
+    overall = gate_runs["first"]["metrics"]["overall"]
+    predicted = probabilities >= 0.5
+    clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    expected = {
+        "example_count": len(labels),
+        "binary_accuracy": np.mean(predicted == labels),
+        "precision": sk_metrics.precision_score(labels, predicted, zero_division=0),
+        "recall": sk_metrics.recall_score(labels, predicted),
+        "auc": sk_metrics.roc_auc_score(labels, probabilities),
+        "binary_crossentropy": -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)),
+        "mean_prediction": np.mean(probabilities),
+    }
+    tolerances = {"auc": 2e-3, "binary_crossentropy": 1e-4, "mean_prediction": 1e-5}
+    for name, value in expected.items():
+        assert overall.get(name) == pytest.approx(value, abs=tolerances.get(name, 1e-6)), name
+    by_label = {label: gate_runs["first"]["metrics"][f"label={name}"]
+                for label, name in enumerate(contract.CATS_VS_DOGS_CLASSES)}
+    for label, metrics in by_label.items():
+        assert metrics.get("example_count") == np.sum(labels == label)
+        assert metrics.get("binary_accuracy") == pytest.approx(np.mean(predicted[labels == label] == label))
+    confusion = overall.confusion["candidate"]
+    assert confusion == {"tp": np.sum(predicted & (labels == 1)), "fp": np.sum(predicted & (labels == 0)),
+                         "tn": np.sum(~predicted & (labels == 0)), "fn": np.sum(~predicted & (labels == 1))}
+
+
+@pytest.mark.slow
+def test_first_run_has_no_baseline_is_blessed_and_pushed_with_warmup(gate_runs):
+    first = gate_runs["first"]
+    verdict = decision.read_decision(first["blessing"])
+    assert verdict.blessed and not verdict.baseline_found and "first push" in verdict.baseline_reason
+    pushed = first["pushed"]
+    assert pushed["pushed"] == 1 and pushed["already_serving"] == 0
+    assert os.path.dirname(pushed["pushed_destination"]) == os.path.join(gate_runs["root"], "serving", MODEL_NAME)
+    loaded = tf.saved_model.load(pushed["pushed_destination"])
+    assert contract.SERVING_SIGNATURE in loaded.signatures
+    logs = warmup.read(os.path.join(pushed["pushed_destination"], serving_layout.WARMUP_FILE))
+    assert len(logs) == 5 and all(log.predict_log.request.inputs for log in logs)
+
+
+@pytest.mark.slow
+def test_second_run_finds_the_first_push_as_baseline_and_refuses_a_worse_model(gate_runs):
+    first, second = gate_runs["first"], gate_runs["second"]
+    verdict = decision.read_decision(second["blessing"])
+    assert verdict.baseline_found and verdict.baseline_version == first["pushed"]["pushed_version"]
+    assert not verdict.blessed
+    (failure,) = verdict.failures
+    assert failure.kind == "change" and failure.value < 0
+    expected_drop = (1 - gate_runs["accuracy"]) - gate_runs["accuracy"]
+    assert failure.value == pytest.approx(expected_drop, abs=1e-6)
+    assert second["pushed"]["pushed"] == 0 and "short by" in second["pushed"]["reason"]
+    versions = serving_layout.list_versions(os.path.join(gate_runs["root"], "serving", MODEL_NAME))
+    assert [v.version for v in versions] == [first["pushed"]["pushed_version"]]
+    baseline_accuracy = second["metrics"]["overall"].get("binary_accuracy", "baseline")
+    assert baseline_accuracy == pytest.approx(gate_runs["accuracy"])
+
+
+@pytest.mark.slow
+def test_report_shows_decision_metrics_confusion_matrix_and_worst_images(gate_runs):
+    for run, verdict in (("first", "BLESSED"), ("second", "NOT BLESSED")):
+        report_dir = gate_runs[run]["report_dir"]
+        with open(os.path.join(report_dir, report.REPORT_FILE)) as file:
+            page = file.read()
+        with open(os.path.join(report_dir, "value")) as file:
+            assert file.read() == page
+        assert f'<p class="verdict">{verdict}</p>' in page
+        assert page.count("<figure>") == 10
+        assert 'alt="confusion matrix" src="data:image/png;base64,' in page
+        assert "they agree" in page
+        accuracy = gate_runs["accuracy"] if run == "first" else 1 - gate_runs["accuracy"]
+        assert re.search(rf"<th>binary_accuracy</th><td>{accuracy:.4f}</td>", page)
+    second_page = open(os.path.join(gate_runs["second"]["report_dir"], report.REPORT_FILE)).read()
+    assert "baseline (overall)" in second_page and "FAILED: binary_accuracy changed by" in second_page
