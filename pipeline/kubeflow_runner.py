@@ -10,9 +10,9 @@ mounts) next to it, written by kfp's own YAML writer, so the file is what
 import dataclasses
 import json
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
-from google.protobuf import json_format
+from google.protobuf import json_format, message
 from kfp.compiler import pipeline_spec_builder
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
@@ -124,6 +124,10 @@ class KubeflowConfig:
         cpu_request="4", memory_request="16Gi", cpu_limit="8", memory_limit="32Gi")
     gpu: GpuRequest = GpuRequest()
     gpu_placement: kubeflow_platform.PodPlacement = dataclasses.field(default_factory=_gke_gpu_pool)
+    # Hyper-parameter defaults that differ on the cluster, by model suffix: pods
+    # have no internet, so VGG16 uses the weights baked into the image.
+    hparams_overrides: Mapping[str, Mapping[str, object]] = dataclasses.field(
+        default_factory=lambda: {"vgg16": {"weights": "offline"}})
 
     def __post_init__(self):
         if self.serving_volume_claim and not os.path.isabs(self.serving_model_dir):
@@ -143,8 +147,13 @@ class KubeflowConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeParameterNames:
-    """Names of the pipeline parameters a user sets in the KFP UI."""
+    """Names of the pipeline parameters a user sets in the KFP UI ({model}: the
+    suffix of the component id, e.g. scratch for Trainer_scratch)."""
     data_root: str = "data_root"
+    hparams: str = "{model}_hparams"
+    """A Trainer's custom_config: JSON of the model's hyper-parameters (epochs, ...)."""
+    eval_config: str = "{model}_eval_config"
+    """An Evaluator's TFMA EvalConfig as JSON (blessing thresholds)."""
 
 
 PARAMETERS = RuntimeParameterNames()
@@ -166,6 +175,36 @@ def build_pipeline_config(kubeflow: KubeflowConfig) -> configs.PipelineConfig:
     )
 
 
+def _model_suffix(component: base_node.BaseNode) -> str:
+    return component.id.split("_", 1)[1] if "_" in component.id else component.id.lower()
+
+
+def expose_runtime_parameters(pipeline: tfx.dsl.Pipeline,
+                              hparams_overrides: Mapping[str, Mapping[str, object]]) -> None:
+    """Makes per-model settings pipeline parameters, defaulting to the compiled values.
+
+    TFX's KFP v2 compiler can only bind a whole execution property to a runtime
+    parameter (no parameter inside a dict or proto, no string templating), so a
+    Trainer's custom_config and an Evaluator's eval_config become JSON-string
+    parameters: the executors read them exactly as they read the compiled value.
+    """
+    for component in pipeline.components:
+        properties = component.exec_properties
+        if is_trainer(component) and isinstance(properties.get("custom_config"), str):
+            hparams = json.loads(properties["custom_config"])
+            hparams.update(hparams_overrides.get(_model_suffix(component), {}))
+            properties["custom_config"] = RuntimeParameter(
+                name=PARAMETERS.hparams.format(model=_model_suffix(component)), ptype=str,
+                default=json.dumps(hparams, sort_keys=True),
+                description=f"{component.id} hyper-parameters (JSON): epochs, batch size, ...")
+        eval_config = properties.get("eval_config")
+        if isinstance(eval_config, message.Message):
+            properties["eval_config"] = RuntimeParameter(
+                name=PARAMETERS.eval_config.format(model=_model_suffix(component)), ptype=str,
+                default=json_format.MessageToJson(eval_config, sort_keys=True),
+                description=f"{component.id} TFMA EvalConfig (JSON), with the blessing thresholds")
+
+
 def is_trainer(component: base_node.BaseNode) -> bool:
     return isinstance(component, tfx.components.Trainer) or component.id.startswith("Trainer")
 
@@ -183,6 +222,7 @@ def set_container_resources(pipeline: tfx.dsl.Pipeline, kubeflow: KubeflowConfig
 
 def create_kubeflow_pipeline(kubeflow: KubeflowConfig) -> tfx.dsl.Pipeline:
     pipeline = create_pipeline(build_pipeline_config(kubeflow))
+    expose_runtime_parameters(pipeline, kubeflow.hparams_overrides)
     set_container_resources(pipeline, kubeflow)
     return pipeline
 

@@ -4,6 +4,7 @@ Checks whatever create_pipeline() builds: every component is a task with the
 right dependencies, Trainers get GPUs and the GPU node pool, runtime parameters
 carry defaults, images and Beam args are the configured ones.
 """
+import json
 import os
 
 import pytest
@@ -110,6 +111,28 @@ def test_runtime_parameters_have_defaults_and_feed_tasks(default_compiled):
                 consumers[value["componentInputParameter"]].append(task_name)
     assert all(consumers.values()), f"parameters no task reads: {consumers}"
     assert "ImageExampleGen" in consumers[kubeflow_runner.PARAMETERS.data_root]
+
+
+def test_trainer_hyper_parameters_and_eval_configs_are_json_parameters(default_compiled):
+    config, pipeline, compiled = default_compiled
+    spec = _documents(compiled.path)[0]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    tasks = spec["root"]["dag"]["tasks"]
+    trainers = _trainers(pipeline)
+    if not trainers:
+        pytest.skip("create_pipeline() has no Trainer yet")
+    for trainer in trainers:
+        bound = tasks[trainer.id]["inputs"]["parameters"]["custom_config"]["componentInputParameter"]
+        model = trainer.id.split("_", 1)[1]
+        assert bound == kubeflow_runner.PARAMETERS.hparams.format(model=model)
+        hparams = json.loads(parameters[bound]["defaultValue"])
+        assert isinstance(hparams, dict) and hparams
+        for key, value in config.hparams_overrides.get(model, {}).items():
+            assert hparams[key] == value, (trainer.id, key)
+    for component in pipeline.components:
+        if "eval_config" in component.exec_properties:
+            bound = tasks[component.id]["inputs"]["parameters"]["eval_config"]["componentInputParameter"]
+            json.loads(parameters[bound]["defaultValue"])
 
 
 def test_every_container_runs_the_configured_image_with_beam_args(default_compiled):
