@@ -234,3 +234,18 @@ def test_load_package_rejects_tfx_pipeline_job_wrapper(tmp_path):
 def test_platform_schema_rejects_unknown_fields():
     with pytest.raises(json_format.ParseError, match="nodeSelektor"):
         kubeflow_platform.parse_executor_config({"nodeSelektor": {"labels": {"a": "b"}}})
+
+
+def test_compile_defaults_match_the_k8s_base_model_volume():
+    """Pusher (compiled defaults) and TF Serving (k8s/base) share one claim and path."""
+    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "k8s", "base")
+    with open(os.path.join(base, "serving-models-pvc.yaml")) as f:
+        claim = yaml.safe_load(f)
+    with open(os.path.join(base, "tf-serving", "deployment.yaml")) as f:
+        pod = yaml.safe_load(f)["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"]
+                  if v.get("persistentVolumeClaim", {}).get("claimName") == claim["metadata"]["name"])
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+    config = kubeflow_runner.KubeflowConfig()
+    assert (config.serving_volume_claim, config.serving_model_dir) == \
+        (claim["metadata"]["name"], mount["mountPath"])
