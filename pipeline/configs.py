@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from apache_beam import version as beam_version
 
 from components import contract
+from components.training.hparams import ScratchHParams, Vgg16HParams
 
 PIPELINE_NAME = "cats-vs-dogs"
 
@@ -38,6 +39,8 @@ class PipelineConfig:
     beam_pipeline_args: Sequence[str] = LOCAL_BEAM_ARGS
     ingestion: IngestionConfig = IngestionConfig()
     train_models: Sequence[str] = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    scratch: ScratchHParams = ScratchHParams()
+    vgg16: Vgg16HParams = Vgg16HParams()
     enable_cache: bool = True
 
     @classmethod

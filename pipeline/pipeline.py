@@ -8,10 +8,16 @@ from typing import List, Optional
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
 
+from components import contract
 from components.image_example_gen.component import ImageExampleGen
 from pipeline.configs import PipelineConfig
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+TRAINER_RUN_FNS = {
+    contract.SCRATCH_MODEL_NAME: "components.training.scratch.run_fn",
+    contract.VGG16_MODEL_NAME: "components.training.vgg16.run_fn",
+}
+TRAINER_IDS = {contract.SCRATCH_MODEL_NAME: "Trainer_scratch", contract.VGG16_MODEL_NAME: "Trainer_vgg16"}
 
 
 def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
@@ -29,9 +35,39 @@ def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
     return [example_gen, statistics_gen, schema_gen, example_validator]
 
 
+def create_transform(examples, schema) -> base_node.BaseNode:
+    """Preprocessing only (no analyzers): Trainers apply the graph to raw examples in
+    tf.data, so nothing is materialised (150x150x3 floats would be ~270 KB per example)."""
+    return tfx.components.Transform(
+        examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
+        materialize=False, disable_statistics=True)
+
+
+def create_trainers(config: PipelineConfig, examples, transform_graph) -> List[base_node.BaseNode]:
+    """One Trainer per model in config.train_models: train on `train`, validate on `validation`."""
+    hparams = {contract.SCRATCH_MODEL_NAME: config.scratch, contract.VGG16_MODEL_NAME: config.vgg16}
+    trainers = []
+    for model_name in config.train_models:
+        if model_name not in TRAINER_RUN_FNS:
+            raise ValueError(f"unknown model {model_name!r}; known: {sorted(TRAINER_RUN_FNS)}")
+        trainers.append(tfx.components.Trainer(
+            run_fn=TRAINER_RUN_FNS[model_name],
+            examples=examples,
+            transform_graph=transform_graph,
+            train_args=tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT]),
+            eval_args=tfx.proto.EvalArgs(splits=[contract.EVAL_SPLIT]),
+            custom_config=hparams[model_name].as_custom_config(),
+        ).with_id(TRAINER_IDS[model_name]))
+    return trainers
+
+
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
     components = create_data_components(config)
+    example_gen, schema_gen = components[0], components[2]
+    transform = create_transform(example_gen.outputs["examples"], schema_gen.outputs["schema"])
+    components += [transform] + create_trainers(
+        config, example_gen.outputs["examples"], transform.outputs["transform_graph"])
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
