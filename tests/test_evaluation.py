@@ -68,6 +68,16 @@ def test_decision_names_each_failed_threshold_and_the_shortfall():
     assert decision.BlessingDecision.from_json(outcome.to_json()) == outcome
 
 
+def test_report_page_is_the_uri_on_kubeflow_and_inside_it_locally(tmp_path):
+    kfp_uri = str(tmp_path / "task" / "report")
+    os.makedirs(os.path.dirname(kfp_uri))
+    assert report.write_page("<html>kfp</html>", kfp_uri) == kfp_uri
+    local_uri = tmp_path / "local"
+    local_uri.mkdir()
+    path = report.write_page("<html>local</html>", str(local_uri))
+    assert path == str(local_uri / report.REPORT_FILE) and open(path).read() == "<html>local</html>"
+
+
 def test_evaluation_nodes_compile_for_kubeflow_v2_without_a_resolver(tmp_path):
     from tfx import v1 as tfx
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
@@ -198,8 +208,6 @@ def test_report_shows_decision_metrics_confusion_matrix_and_worst_images(gate_ru
         report_dir = gate_runs[run]["report_dir"]
         with open(os.path.join(report_dir, report.REPORT_FILE)) as file:
             page = file.read()
-        with open(os.path.join(report_dir, "value")) as file:
-            assert file.read() == page
         assert f'<p class="verdict">{verdict}</p>' in page
         assert page.count("<figure>") == 10
         assert 'alt="confusion matrix" src="data:image/png;base64,' in page
@@ -208,3 +216,13 @@ def test_report_shows_decision_metrics_confusion_matrix_and_worst_images(gate_ru
         assert re.search(rf"<th>binary_accuracy</th><td>{accuracy:.4f}</td>", page)
     second_page = open(os.path.join(gate_runs["second"]["report_dir"], report.REPORT_FILE)).read()
     assert "baseline (overall)" in second_page and "FAILED: binary_accuracy changed by" in second_page
+
+
+@pytest.mark.slow
+def test_run_summary_reads_push_outcome_and_report_path_from_metadata(gate_runs):
+    from components.evaluation import run_summary
+    lines = run_summary.summary_lines(os.path.join(gate_runs["root"], "metadata.sqlite"))
+    push_line, report_line = lines
+    assert push_line.startswith(f"{MODEL_NAME}: NOT pushed: NOT BLESSED; baseline: version ")
+    assert report_line == (f"{MODEL_NAME}: evaluation report "
+                           f"{os.path.join(gate_runs['second']['report_dir'], report.REPORT_FILE)}")

@@ -142,6 +142,7 @@ def gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_dir: str
     from tfx import v1 as tfx
     from tfx.types import standard_artifacts
     from components.evaluation import pipeline_nodes
+    from pipeline.configs import LOCAL_BEAM_ARGS
 
     examples = tfx.dsl.Importer(
         source_uri=examples_dir, artifact_type=standard_artifacts.Examples,
@@ -158,4 +159,4 @@ def gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_dir: str
         components=[examples, model, *nodes], enable_cache=False,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(root, "metadata.sqlite")),
-        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+        beam_pipeline_args=list(LOCAL_BEAM_ARGS))

@@ -1,31 +1,13 @@
 """The TFMA EvalConfig of one served model: metrics, slices, blessing thresholds."""
-import dataclasses
-
 from tensorflow_model_analysis.proto import config_pb2
 
 from components import contract
+from components.evaluation.thresholds import BlessingThresholds
 
 ACCURACY_METRIC = "binary_accuracy"
 DECISION_THRESHOLD = 0.5
 """P(class 1) at or above which an image is called class 1 (Keras' rule)."""
 
-@dataclasses.dataclass(frozen=True)
-class BlessingThresholds:
-    """What a candidate must reach on the test split to be pushed.
-
-    min_accuracy: absolute floor on binary accuracy.
-    max_accuracy_drop: how much accuracy may fall below the baseline's (the
-        latest pushed model of the same name); 0 means "no worse". Ignored on a
-        first run, when there is no baseline.
-    """
-    min_accuracy: float
-    max_accuracy_drop: float = 0.0
-
-    def __post_init__(self):
-        if not 0.0 <= self.min_accuracy <= 1.0:
-            raise ValueError(f"min_accuracy must be in [0, 1], got {self.min_accuracy}")
-        if not 0.0 <= self.max_accuracy_drop <= 1.0:
-            raise ValueError(f"max_accuracy_drop must be in [0, 1], got {self.max_accuracy_drop}")
 
 def _metric(class_name: str, config: str = "", overall_threshold=None) -> config_pb2.MetricConfig:
     """A metric; a threshold applies to the overall slice only (MetricConfig.threshold
@@ -35,6 +17,7 @@ def _metric(class_name: str, config: str = "", overall_threshold=None) -> config
         metric.per_slice_thresholds.add(
             slicing_specs=[config_pb2.SlicingSpec()], threshold=overall_threshold)
     return metric
+
 
 def accuracy_threshold(thresholds: BlessingThresholds) -> config_pb2.MetricThreshold:
     return config_pb2.MetricThreshold(

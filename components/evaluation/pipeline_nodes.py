@@ -6,12 +6,13 @@ from tfx.types import channel
 
 from components import contract
 from components.evaluation import eval_config
+from components.evaluation.thresholds import BlessingThresholds
 from components.evaluation.baseline import BaselineLookup
 from components.evaluation.evaluator import Evaluator
 from components.pusher.component import Pusher
 
 def create_evaluation_nodes(model_name: str, suffix: str, model: channel.BaseChannel,
-                            examples: channel.BaseChannel, thresholds: eval_config.BlessingThresholds,
+                            examples: channel.BaseChannel, thresholds: BlessingThresholds,
                             serving_model_dir: str, num_warmup_requests: int = 5,
                             num_worst_images: int = 10, with_report: bool = True
                             ) -> List[base_node.BaseNode]:

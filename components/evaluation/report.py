@@ -21,7 +21,7 @@ from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts, value_artifact
+from tfx.types import artifact, standard_artifacts
 from tfx.utils import path_utils
 
 from components import contract
@@ -32,6 +32,7 @@ from components.evaluation.eval_config import ACCURACY_METRIC, DECISION_THRESHOL
 
 REPORT_FILE = "evaluation_report.html"
 REPORT_PATH_PROPERTY = "report_html"
+MODEL_NAME_PROPERTY = "model_name"
 TABLE_METRICS = ("example_count", ACCURACY_METRIC, "auc", "precision", "recall",
                  "binary_crossentropy", "calibration", "mean_label", "mean_prediction")
 PER_LABEL_METRICS = ("example_count", ACCURACY_METRIC, "binary_crossentropy", "mean_prediction")
@@ -42,16 +43,19 @@ THUMBNAIL_SIZE = 128
 ACCURACY_TOLERANCE = 1e-6
 
 
-class HtmlReport(value_artifact.ValueArtifact):
-    """A single HTML file at the artifact's URI. The type name is KFP's
-    system.HTML, which its UI renders in the artifact's visualisation."""
+class HtmlReport(artifact.Artifact):
+    """An HTML page. The type name is KFP v2's system.HTML: its UI renders the
+    file at the artifact's URI. Locally TFX makes the URI a directory, and the
+    page is <uri>/evaluation_report.html (components/explain does the same)."""
     TYPE_NAME = "system.HTML"
 
-    def encode(self, value: str) -> bytes:
-        return value.encode("utf-8")
 
-    def decode(self, serialized_value: bytes) -> str:
-        return serialized_value.decode("utf-8")
+def write_page(page: str, uri: str) -> str:
+    """Writes the page at the URI (KFP) or into it (a local directory); returns its path."""
+    path = os.path.join(uri, REPORT_FILE) if tf.io.gfile.isdir(uri) else uri
+    with tf.io.gfile.GFile(path, "w") as file:
+        file.write(page)
+    return path
 
 
 # -- TFMA results ---------------------------------------------------------------
@@ -312,16 +316,14 @@ def EvaluationReport(
         model_name: Parameter[str],
         num_worst_images: Parameter[int] = 10,
 ) -> None:
-    """Writes the HTML page to the report artifact's URI, and a copy named
-    evaluation_report.html beside it for browsers that go by extension."""
+    """Writes the HTML page as the report artifact."""
     page, _ = build_report(
         model_dir=path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
         evaluation_uri=evaluation.uri, blessing_uri=model_blessing.uri, baseline_uri=baseline_model.uri,
         examples_uri=examples.uri, model_name=model_name, num_worst_images=num_worst_images)
-    with tf.io.gfile.GFile(report.uri, "w") as file:
-        file.write(page)
-    named_copy = os.path.join(os.path.dirname(report.uri), REPORT_FILE)
-    with tf.io.gfile.GFile(named_copy, "w") as file:
-        file.write(page)
-    report.set_string_custom_property(REPORT_PATH_PROPERTY, named_copy)
-    logging.info("EvaluationReport: %s report at %s", model_name, named_copy)
+    path = write_page(page, report.uri)
+    report.set_string_custom_property(REPORT_PATH_PROPERTY, path)
+    report.set_string_custom_property("display_name", f"evaluation of {model_name}")
+    report.set_string_custom_property(MODEL_NAME_PROPERTY, model_name)
+    logging.info("EvaluationReport: %s report at %s", model_name, path)
+    print(f"Evaluation report for {model_name}: {path}", flush=True)

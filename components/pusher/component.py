@@ -21,6 +21,7 @@ from components.pusher import serving_layout, warmup
 BLESSED_FILE = "BLESSED"
 PUSHED_KEY, DESTINATION_KEY, VERSION_KEY = "pushed", "pushed_destination", "pushed_version"
 ALREADY_SERVING_KEY = "already_serving"
+MODEL_NAME_KEY = "model_name"  # as the EvaluationReport's, so run summaries can pair them
 
 def is_blessed(blessing_uri: str) -> bool:
     """The Evaluator writes a BLESSED (or NOT_BLESSED) file into its blessing."""
@@ -94,6 +95,7 @@ def Pusher(
     pushed_model.set_int_custom_property(VERSION_KEY, outcome[VERSION_KEY])
     pushed_model.set_int_custom_property(ALREADY_SERVING_KEY, outcome[ALREADY_SERVING_KEY])
     pushed_model.set_string_custom_property("reason", outcome["reason"])
+    pushed_model.set_string_custom_property(MODEL_NAME_KEY, model_name)
     tf.io.gfile.makedirs(pushed_model.uri)
     with tf.io.gfile.GFile(os.path.join(pushed_model.uri, "push.json"), "w") as file:
         file.write(json.dumps(outcome, indent=2))
