@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from apache_beam import version as beam_version
 
 from components import contract
+from components.evaluation.thresholds import BlessingThresholds
 from components.training.hparams import ScratchHParams, Vgg16HParams
 
 PIPELINE_NAME = "cats-vs-dogs"
@@ -29,6 +30,22 @@ class IngestionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Evaluator blessing thresholds per model, Pusher warmup and report sizes
+    (see components/evaluation and components/pusher)."""
+    scratch: BlessingThresholds = BlessingThresholds(min_accuracy=0.70)
+    vgg16: BlessingThresholds = BlessingThresholds(min_accuracy=0.90)
+    num_warmup_requests: int = 5
+    num_worst_images: int = 10
+
+    def thresholds_for(self, model_name: str) -> BlessingThresholds:
+        by_name = {contract.SCRATCH_MODEL_NAME: self.scratch, contract.VGG16_MODEL_NAME: self.vgg16}
+        if model_name not in by_name:
+            raise ValueError(f"no blessing thresholds for {model_name!r}; known: {sorted(by_name)}")
+        return by_name[model_name]
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """What a runner injects into create_pipeline()."""
     data_root: str
@@ -41,6 +58,7 @@ class PipelineConfig:
     train_models: Sequence[str] = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
     scratch: ScratchHParams = ScratchHParams()
     vgg16: Vgg16HParams = Vgg16HParams()
+    evaluation: EvaluationConfig = EvaluationConfig()
     enable_cache: bool = True
 
     @classmethod
