@@ -1,0 +1,180 @@
+"""Serving benchmark: the same SavedModel called in-process vs. through this
+project's gRPC server (a separate `catsdogs serve` process on loopback), for
+batch 1 and batch 32: p50/p99 latency and images/s, sequential requests.
+
+    .venv/bin/python -m benchmarks.serving [--model-dir DIR] [--iterations-b1 N] [--iterations-b32 N]
+
+Without --model-dir the model is the book's scratch convnet (listing 5.5,
+components.training.models.build_scratch_model, untrained: same compute)
+behind the serving contract's image_bytes signature. Writes
+benchmarks/RESULTS-serving.md. Goals: gRPC overhead <= 20 % at batch 32 and
+< 5 ms p50 at batch 1 beyond the model's own time.
+"""
+import argparse
+import contextlib
+import datetime
+import glob
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO_ROOT, "benchmarks", "RESULTS-serving.md")
+FULL_TEST_IMAGES = os.path.join(REPO_ROOT, "..", "shared", "data", "cats_and_dogs_small", "test")
+SAMPLE_TEST_IMAGES = os.path.join(REPO_ROOT, "data", "sample", "test")
+MODEL_NAME = "benchmark_model"
+BATCH_SIZES = (1, 32)
+BATCH32_OVERHEAD_GOAL = 0.20
+BATCH1_OVERHEAD_GOAL_MS = 5.0
+
+
+def load_images(limit: int = 256):
+    root = FULL_TEST_IMAGES if os.path.isdir(FULL_TEST_IMAGES) else SAMPLE_TEST_IMAGES
+    paths = sorted(glob.glob(os.path.join(root, "*", "*.jpg")))[:limit]
+    images = []
+    for path in paths:
+        with open(path, "rb") as image_file:
+            images.append(image_file.read())
+    return root, images
+
+
+def export_scratch_model(export_dir: str) -> str:
+    from components.training.models import build_scratch_model
+    from serving.reference_model import export_reference_model
+    return export_reference_model(export_dir, build_scratch_model())
+
+
+def batches(images, batch_size, count):
+    return [[images[(start * batch_size + i) % len(images)] for i in range(batch_size)] for start in range(count)]
+
+
+def summary(latencies, batch_size: int) -> dict:
+    latencies = np.array(latencies)
+    return {"p50_ms": float(np.percentile(latencies, 50) * 1e3), "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+            "images_per_s": batch_size * len(latencies) / float(latencies.sum()), "n": len(latencies)}
+
+
+def in_process_call(model_dir: str):
+    import tensorflow as tf
+
+    from components import contract
+    serve = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE]
+
+    def call(batch):
+        outputs = serve(**{contract.SERVING_INPUT_KEY: tf.constant(batch)})
+        return {key: value.numpy() for key, value in outputs.items()}
+    return call
+
+
+@contextlib.contextmanager
+def served(model_dir: str):
+    """`catsdogs serve` in its own process on a free loopback port, serving model_dir as version 1."""
+    with tempfile.TemporaryDirectory() as base:
+        os.makedirs(os.path.join(base, MODEL_NAME))
+        os.symlink(os.path.abspath(model_dir), os.path.join(base, MODEL_NAME, "1"))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "serve", "--model-base-path", base, "--host", "127.0.0.1",
+             "--port", "0", "--rest-api-port", "-1", "--file-system-poll-wait-seconds", "0"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            banner = process.stdout.readline()
+            if not banner.startswith("serving gRPC on"):
+                raise RuntimeError(f"the server did not start: {banner!r}")
+            yield int(banner.split("127.0.0.1:")[1].split(",")[0].strip())
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def measure(model_dir: str, images, iterations, warmup: int = 3):
+    """Latencies of both paths, request by request in alternation, so that the
+    shared machine's changing load hits both alike."""
+    from serving.client import ClientOptions, PredictionClient
+    local_call = in_process_call(model_dir)
+    local, remote = {}, {}
+    with served(model_dir) as port, \
+            PredictionClient(f"127.0.0.1:{port}", ClientOptions(timeout_seconds=120, retries=0)) as client:
+        def remote_call(batch):
+            return client.predict(batch, MODEL_NAME)
+        for size in BATCH_SIZES:
+            requests = batches(images, size, iterations[size])
+            for request in requests[:warmup]:
+                local_call(request)
+                remote_call(request)
+            times = {local_call: [], remote_call: []}
+            for request in requests:
+                for call in (local_call, remote_call):
+                    start = time.perf_counter()
+                    call(request)
+                    times[call].append(time.perf_counter() - start)
+            local[size], remote[size] = summary(times[local_call], size), summary(times[remote_call], size)
+    return local, remote
+
+
+def write_results(model_desc, image_root, local, remote, command, load_before, load_after):
+    b1 = remote[1]["p50_ms"] - local[1]["p50_ms"]
+    b32 = remote[32]["p50_ms"] / local[32]["p50_ms"] - 1
+    lines = [
+        "# Serving benchmark", "",
+        f"Command: `{command}` (also run by `make bench`).",
+        f"Model: {model_desc}.",
+        f"Images: real JPEGs from `{os.path.relpath(image_root, REPO_ROOT)}`, raw bytes (decode and resize "
+        "are inside the model's signature, so they count as model time).",
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"{datetime.date.today().isoformat()}; load average {load_before:.1f} before, {load_after:.1f} after "
+        "(the machine is shared: figures are noisy).",
+        "Server: `catsdogs serve` in its own process on loopback, no batching; client: "
+        "`serving.client.PredictionClient`, one request at a time, alternating with the in-process call "
+        "on the same batch (so that load changes hit both paths alike).", "",
+        "| path | batch | p50 ms | p99 ms | images/s | requests |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, figures in (("in-process SavedModel call", local), ("gRPC, catsdogs serve", remote)):
+        for size in BATCH_SIZES:
+            f = figures[size]
+            lines.append(f"| {label} | {size} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | "
+                         f"{f['images_per_s']:.1f} | {f['n']} |")
+    lines += [
+        "",
+        f"- Batch 1: gRPC adds **{b1:.2f} ms** at p50 (goal < {BATCH1_OVERHEAD_GOAL_MS:.0f} ms): "
+        f"{'met' if b1 < BATCH1_OVERHEAD_GOAL_MS else 'NOT met'}.",
+        f"- Batch 32: gRPC overhead **{b32 * 100:.1f} %** at p50 (goal <= {BATCH32_OVERHEAD_GOAL * 100:.0f} %): "
+        f"{'met' if b32 <= BATCH32_OVERHEAD_GOAL else 'NOT met'}.",
+        "",
+    ]
+    with open(RESULTS, "w") as results:
+        results.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", help="a SavedModel with the contract's serving_default signature")
+    parser.add_argument("--iterations-b1", type=int, default=200)
+    parser.add_argument("--iterations-b32", type=int, default=30)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    iterations = {1: args.iterations_b1, 32: args.iterations_b32}
+    image_root, images = load_images()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.model_dir:
+            model_dir, model_desc = args.model_dir, f"`{args.model_dir}`"
+        else:
+            model_dir = export_scratch_model(os.path.join(scratch, "scratch"))
+            model_desc = ("the book's scratch convnet (listing 5.5, 3.45 M parameters, untrained) behind the "
+                          "serving contract's `image_bytes` signature (serving.reference_model)")
+        local, remote = measure(model_dir, images, iterations)
+    command = "python -m benchmarks.serving" + (" " + " ".join(argv) if argv else "")
+    write_results(model_desc, image_root, local, remote, command, load_before, os.getloadavg()[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
