@@ -9,6 +9,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
 
 from components import contract
+from components.explain.component import ExplainGallery
 from components.image_example_gen.component import ImageExampleGen
 from pipeline.configs import PipelineConfig
 
@@ -18,6 +19,8 @@ TRAINER_RUN_FNS = {
     contract.VGG16_MODEL_NAME: "components.training.vgg16.run_fn",
 }
 TRAINER_IDS = {contract.SCRATCH_MODEL_NAME: "Trainer_scratch", contract.VGG16_MODEL_NAME: "Trainer_vgg16"}
+EXPLAIN_GALLERY_IDS = {contract.SCRATCH_MODEL_NAME: "ExplainGallery_scratch",
+                       contract.VGG16_MODEL_NAME: "ExplainGallery_vgg16"}
 
 
 def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
@@ -61,13 +64,23 @@ def create_trainers(config: PipelineConfig, examples, transform_graph) -> List[b
     return trainers
 
 
+def create_explain_galleries(config: PipelineConfig, examples, trainers) -> List[base_node.BaseNode]:
+    """After each Trainer: an HTML gallery of Grad-CAM on test images, activations and
+    filter patterns (book section 5.4)."""
+    return [ExplainGallery(model=trainer.outputs["model"], examples=examples)
+            .with_id(EXPLAIN_GALLERY_IDS[model_name])
+            for model_name, trainer in zip(config.train_models, trainers)]
+
+
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
     components = create_data_components(config)
     example_gen, schema_gen = components[0], components[2]
     transform = create_transform(example_gen.outputs["examples"], schema_gen.outputs["schema"])
-    components += [transform] + create_trainers(
+    trainers = create_trainers(
         config, example_gen.outputs["examples"], transform.outputs["transform_graph"])
+    components += [transform] + trainers + create_explain_galleries(
+        config, example_gen.outputs["examples"], trainers)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
