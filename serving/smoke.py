@@ -50,6 +50,8 @@ def serve_and_predict(model_base_path: str, image_dir: str, split: str = contrac
     client, prints one accuracy line per model and returns them by model name."""
     served = [config.name for config in config_for_base_path(model_base_path).model_config_list.config
               if list_versions(config.base_path)]
+    if not served:
+        raise FileNotFoundError(f"no pushed model versions under {model_base_path}")
     names = list(model_names) if model_names else served
     missing = sorted(set(names) - set(served))
     if missing:

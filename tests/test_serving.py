@@ -305,6 +305,22 @@ def test_warmup_records_are_replayed_at_load(client, tmp_path, exported_models):
     wait_for(lambda: client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 3, what="version 3")
 
 
+def test_the_pushers_warmup_file_is_replayed(client, tmp_path, exported_models):  # noqa: F811
+    from components.pusher import warmup as pusher_warmup
+    from serving.warmup import warmup_path
+    model_dir = str(tmp_path / "with_pusher_warmup")
+    shutil.copytree(exported_models[2], model_dir)
+    os.makedirs(os.path.dirname(warmup_path(model_dir)))
+    with open(warmup_path(model_dir), "wb") as warmup_file:
+        warmup_file.write(pusher_warmup.serialize(pusher_warmup.warmup_logs(MODEL, [b"broken image"])))
+    push(model_dir, str(tmp_path), MODEL, 2)
+    wait_for(lambda: state_of(client, MODEL, 2) == "END", what="the broken warmup to fail the load")
+    with open(warmup_path(model_dir), "wb") as warmup_file:
+        warmup_file.write(pusher_warmup.serialize(pusher_warmup.warmup_logs(MODEL, [read_bytes(IMAGES[0][0])])))
+    push(model_dir, str(tmp_path), MODEL, 3)
+    wait_for(lambda: state_of(client, MODEL, 3) == "AVAILABLE", what="version 3 with a good warmup")
+
+
 def test_models_config_policies_and_version_labels(tmp_path, exported_models):  # noqa: F811
     for version in (1, 2, 3):
         push(exported_models[1 + version % 2], str(tmp_path), MODEL, version)

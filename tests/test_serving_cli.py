@@ -119,6 +119,8 @@ def test_serve_and_predict_reports_each_models_accuracy(tmp_path, exported_model
     assert any("accuracy" in line and MODEL in line for line in lines)
     with pytest.raises(FileNotFoundError, match="no pushed versions"):
         serve_and_predict(str(tmp_path), SAMPLE_DIR, model_names=["absent_model"])
+    with pytest.raises(FileNotFoundError, match="no pushed model versions"):
+        serve_and_predict(str(tmp_path / "empty"), SAMPLE_DIR)
 
 
 @pytest.mark.slow
