@@ -1,0 +1,54 @@
+"""Explanations of a real Trainer export: the model behind `catsdogs explain`
+sees exactly what the served model sees."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import contract
+from components.explain import images
+from components.explain.gradcam import GradCam
+from components.explain.model_graph import ModelGraph
+from components.explain.model_loading import load_keras_model
+from components.training import scratch
+from pipeline import cli
+from tests import training_support
+from tests.image_files import SAMPLE_DIR
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trainer_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer")
+    examples = training_support.write_examples(SAMPLE_DIR, str(root / "examples"), limit_per_class=4)
+    first = training_support.image_files(SAMPLE_DIR, contract.TRAIN_SPLIT, 1)["cats"][0]
+    transform = training_support.build_transform_graph(first, str(root / "transform"))
+    fn_args = training_support.fn_args(examples, transform, str(root / "out"),
+                                       {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "seed": 2})
+    scratch.run_fn(fn_args)
+    return fn_args.serving_model_dir
+
+
+def test_explained_probabilities_match_the_served_signature(trainer_export):
+    files = training_support.image_files(SAMPLE_DIR, contract.TEST_SPLIT, 2)
+    paths = [p for class_paths in files.values() for p in class_paths]
+    explained = [images.load_image(p) for p in paths]
+    cam = GradCam(ModelGraph(load_keras_model(trainer_export)))
+    results = cam.explain_batch(np.stack([e.model_input for e in explained]))
+    served = tf.saved_model.load(trainer_export).signatures[contract.SERVING_SIGNATURE]
+    image_bytes = tf.constant([open(p, "rb").read() for p in paths])
+    expected = served(**{contract.SERVING_INPUT_KEY: image_bytes})[contract.PROBABILITIES_KEY].numpy()
+    np.testing.assert_allclose(np.stack([r.probabilities for r in results]), expected, atol=1e-5)
+    assert cam.conv_layer == "conv2d_4"
+
+
+def test_cli_explains_the_export(trainer_export, tmp_path, capsys):
+    image = training_support.image_files(SAMPLE_DIR, contract.TEST_SPLIT, 1)["dogs"][0]
+    assert cli.main(["explain", "--model", trainer_export, "--image", image, "--out", str(tmp_path),
+                     "--what", "gradcam", "activations"]) == 0
+    assert "Grad-CAM over conv2d_4" in capsys.readouterr().out
+    assert (tmp_path / "gradcam.png").exists() and len(os.listdir(tmp_path / "activations")) == 8
