@@ -144,8 +144,8 @@ class ModelManager:
     def reload_config(self, server_config: model_server_config_pb2.ModelServerConfig) -> None:
         """ModelService.HandleReloadConfigRequest: serve exactly these models from now on."""
         with self._poll_lock:
-            self._fixed_config = server_config
             self._apply_config(server_config)
+            self._fixed_config = server_config
         self.poll()
 
     # --- polling ----------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import classification_pb2, predict_pb2
 
 from components import contract
 from serving.client import ClientOptions, PredictionClient
@@ -337,6 +337,32 @@ def test_models_config_policies_and_version_labels(tmp_path, exported_models):  
             request.model_spec.version_label = "stable"
             assert c.call(c._prediction.Predict, request).model_spec.version.value == 1
             assert c.predict([read_bytes(IMAGES[0][0])], MODEL).version == 2
+    finally:
+        server_.stop()
+
+
+def test_reload_config_serves_exactly_the_new_model_list(tmp_path, exported_models):  # noqa: F811
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+    push(exported_models[1], str(tmp_path), MODEL, 1)
+    push(exported_models[2], str(tmp_path), OTHER_MODEL, 1)
+    config = write_model_config(str(tmp_path / "models.config"), [(MODEL, MODEL, "")])
+    server_ = start_server(model_base_path=str(tmp_path), model_config_file=config)
+    try:
+        with PredictionClient(f"{LOOPBACK}:{server_.port}", ClientOptions(retries=0)) as c:
+            stub = model_service_pb2_grpc.ModelServiceStub(c._channel)
+            assert_error(grpc.StatusCode.NOT_FOUND, c.predict, [read_bytes(IMAGES[0][0])], OTHER_MODEL)
+            request = model_management_pb2.ReloadConfigRequest()
+            text_format.Parse(f'model_config_list {{ config {{ name: "{OTHER_MODEL}" '
+                              f'base_path: "{tmp_path / OTHER_MODEL}" }} }}', request.config)
+            stub.HandleReloadConfigRequest(request, timeout=30)
+            assert c.predict([read_bytes(IMAGES[0][0])], OTHER_MODEL).model == OTHER_MODEL
+            assert_error(grpc.StatusCode.NOT_FOUND, c.predict, [read_bytes(IMAGES[0][0])], MODEL)
+            twice = model_management_pb2.ReloadConfigRequest()
+            twice.config.model_config_list.config.add(name=MODEL, base_path="a")
+            twice.config.model_config_list.config.add(name=MODEL, base_path="b")
+            details = assert_error(grpc.StatusCode.INVALID_ARGUMENT, stub.HandleReloadConfigRequest, twice)
+            assert "configured twice" in details
+            assert_still_serving(c, OTHER_MODEL)
     finally:
         server_.stop()
 
