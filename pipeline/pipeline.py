@@ -9,6 +9,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
 
 from components import contract
+from components.evaluation.pipeline_nodes import create_evaluation_nodes
 from components.explain.component import ExplainGallery
 from components.image_example_gen.component import ImageExampleGen
 from pipeline.configs import PipelineConfig
@@ -72,6 +73,21 @@ def create_explain_galleries(config: PipelineConfig, examples, trainers) -> List
             for model_name, trainer in zip(config.train_models, trainers)]
 
 
+def create_model_gates(config: PipelineConfig, examples, trainers) -> List[base_node.BaseNode]:
+    """After each Trainer: BaselineLookup_<m> -> Evaluator_<m> (TFMA, test split) ->
+    Pusher_<m>, and EvaluationReport_<m> (ids end like the Trainer's)."""
+    nodes = []
+    for model_name, trainer in zip(config.train_models, trainers):
+        nodes += create_evaluation_nodes(
+            model_name=model_name, suffix=TRAINER_IDS[model_name].split("_", 1)[1],
+            model=trainer.outputs["model"], examples=examples,
+            thresholds=config.evaluation.thresholds_for(model_name),
+            serving_model_dir=config.serving_model_dir,
+            num_warmup_requests=config.evaluation.num_warmup_requests,
+            num_worst_images=config.evaluation.num_worst_images)
+    return nodes
+
+
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
     components = create_data_components(config)
@@ -81,6 +97,7 @@ def create_pipeline(config: PipelineConfig,
         config, example_gen.outputs["examples"], transform.outputs["transform_graph"])
     components += [transform] + trainers + create_explain_galleries(
         config, example_gen.outputs["examples"], trainers)
+    components += create_model_gates(config, example_gen.outputs["examples"], trainers)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
