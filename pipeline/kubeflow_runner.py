@@ -199,9 +199,12 @@ def expose_runtime_parameters(pipeline: tfx.dsl.Pipeline,
                 description=f"{component.id} hyper-parameters (JSON): epochs, batch size, ...")
         eval_config = properties.get("eval_config")
         if isinstance(eval_config, message.Message):
+            eval_config = json_format.MessageToJson(eval_config)
+        if isinstance(eval_config, str):  # TFX's Evaluator keeps it as JSON already
             properties["eval_config"] = RuntimeParameter(
                 name=PARAMETERS.eval_config.format(model=_model_suffix(component)), ptype=str,
-                default=json_format.MessageToJson(eval_config, sort_keys=True),
+                # one line: kfp's YAML writer also copies defaults into its header comment
+                default=json.dumps(json.loads(eval_config), sort_keys=True),
                 description=f"{component.id} TFMA EvalConfig (JSON), with the blessing thresholds")
 
 
