@@ -1,0 +1,53 @@
+"""`catsdogs run-local` option handling (the pipeline run itself: test_local_pipeline.py)."""
+import argparse
+import logging
+
+import pytest
+
+from components import contract
+from pipeline import local_runner
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    local_runner.add_arguments(parser, "run-local")
+    return local_runner.config_from_args(parser.parse_args(["--data-dir", "data/sample", *argv]))
+
+
+def test_defaults_train_both_models_with_offline_vgg16_weights():
+    config = parse()
+    assert config.train_models == (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    assert config.vgg16.weights == "offline"
+    assert config.scratch.epochs == 100  # the book's budget unless told otherwise
+
+
+def test_quick_budgets_then_explicit_overrides_win():
+    config = parse("--quick", "--set", "scratch.epochs=7", "--set", "vgg16.feature_extraction=augmented",
+                   "--models", "vgg16")
+    assert config.scratch.epochs == 7
+    assert config.scratch.steps_per_epoch == local_runner.QUICK_HPARAMS["scratch"]["steps_per_epoch"]
+    assert config.vgg16.feature_extraction == "augmented"
+    assert config.train_models == (contract.VGG16_MODEL_NAME,)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "resnet"], "unknown model"),
+    (["--set", "epochs=3"], "expected MODEL.NAME=VALUE"),
+    (["--set", "scratch.epoch=3"], "unknown ScratchHParams hyper-parameters"),
+])
+def test_bad_options_are_named(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse(*argv)
+
+
+def test_progress_filter_keeps_project_lines_and_component_events_only():
+    keep = local_runner.ProgressLogFilter().filter
+
+    def record(msg, level=logging.INFO, pathname="/site-packages/tfx/orchestration/launcher.py"):
+        return logging.LogRecord("absl", level, pathname, 1, msg, (), None)
+
+    assert keep(record("Component Trainer_scratch is running."))
+    assert keep(record("Component Trainer_scratch is finished."))
+    assert not keep(record("Going to run a new execution: ExecutionInfo(...)"))
+    assert keep(record("disk almost full", level=logging.WARNING))
+    assert keep(record("epoch 3/30", pathname=local_runner.__file__))
