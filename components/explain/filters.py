@@ -46,26 +46,26 @@ def size_text(config: FilterPatternConfig) -> str:
     return f"{config.size}x{config.size}"
 
 
-def _ascent_function(feature_model, filter_indices, config: FilterPatternConfig):
-    n_channels = feature_model.outputs[0].shape[-1]
-    mask = tf.one_hot(filter_indices, n_channels)[:, tf.newaxis, tf.newaxis, :]
+def _ascent_functions(feature_model, config: FilterPatternConfig):
+    """(ascend, mean_activation), traced once per layer; `mask` [n, 1, 1, channels]
+    picks each image's filter."""
 
-    def mean_activation(images):
+    def mean_activation(images, mask):
         return tf.reduce_mean(tf.reduce_sum(feature_model(images, training=False) * mask, -1),
                               axis=(1, 2))
 
-    @tf.function
-    def ascend(images):
+    @tf.function(reduce_retracing=True)
+    def ascend(images, mask):
         for _ in tf.range(config.steps):
             with tf.GradientTape() as tape:
                 tape.watch(images)
-                loss = tf.reduce_sum(mean_activation(images))
+                loss = tf.reduce_sum(mean_activation(images, mask))
             grads = tape.gradient(loss, images)
             rms = tf.sqrt(tf.reduce_mean(tf.square(grads), axis=(1, 2, 3), keepdims=True))
             images = images + config.step_size * grads / (rms + 1e-5)
         return images
 
-    return ascend, tf.function(mean_activation)
+    return ascend, tf.function(mean_activation, reduce_retracing=True)
 
 
 def filter_patterns(graph: ModelGraph, layer: str, filter_count: int = 64,
@@ -77,21 +77,22 @@ def filter_patterns(graph: ModelGraph, layer: str, filter_count: int = 64,
     n_channels = feature_model.outputs[0].shape[-1]
     indices = np.arange(min(filter_count, n_channels))
     rng = np.random.default_rng(config.seed)
+    ascend, mean_activation = _ascent_functions(feature_model, config)
     patterns, before, after = [], [], []
     for start in range(0, len(indices), config.batch_size):
         batch = indices[start:start + config.batch_size]
         images = (config.grey + rng.uniform(0, config.noise, (len(batch), config.size,
                                                                config.size, 3))).astype(np.float32)
-        ascend, mean_activation = _ascent_function(feature_model, batch, config)
+        mask = tf.one_hot(batch, n_channels)[:, tf.newaxis, tf.newaxis, :]
         images = tf.convert_to_tensor(images)
         try:
-            before.append(mean_activation(images).numpy())
+            before.append(mean_activation(images, mask).numpy())
         except ValueError as error:
             raise ExplainError(f"filter patterns of {size_text(config)} pixels are too small for "
                                f"layer {layer!r} (its input shrinks below its kernel): "
                                "use a larger size") from error
-        images = ascend(images)
-        after.append(mean_activation(images).numpy())
+        images = ascend(images, mask)
+        after.append(mean_activation(images, mask).numpy())
         patterns.append(images.numpy())
         if progress:
             progress(start + len(batch), len(indices))
