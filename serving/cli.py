@@ -20,6 +20,14 @@ def _flag(parser, name: str, **kwargs):
     parser.add_argument(*spellings, **kwargs)
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ServerOptions()
     _flag(parser, "model-base-path",
@@ -34,7 +42,8 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "host", default=defaults.host, help="interface to listen on")
     _flag(parser, "file-system-poll-wait-seconds", type=float, default=defaults.file_system_poll_wait_seconds,
           help="seconds between scans for new model versions (0: scan once)")
-    _flag(parser, "enable-batching", action="store_true", help="batch concurrent requests server-side")
+    _flag(parser, "enable-batching", nargs="?", const=True, default=False, type=_boolean,
+          help="batch concurrent requests server-side (also --enable_batching=true)")
     _flag(parser, "batching-parameters-file", help="TF Serving BatchingParameters text proto")
     _flag(parser, "max-request-bytes", type=int, default=defaults.max_request_bytes,
           help="larger requests get RESOURCE_EXHAUSTED")
