@@ -55,10 +55,11 @@ class ProgressLogFilter(logging.Filter):
     finish, and every warning. TFX's INFO output is mostly multi-line dumps of
     MLMD artifacts and executions, which bury the progress."""
 
-    PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    PROJECT_DIRS = tuple(os.path.join(_ROOT, package) + os.sep for package in ("pipeline", "components", "serving"))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING or record.pathname.startswith(self.PROJECT_ROOT):
+        if record.levelno >= logging.WARNING or record.pathname.startswith(self.PROJECT_DIRS):
             return True
         message = str(record.msg)
         return message.startswith("Component ") and message.rstrip(".").endswith(("running", "finished"))
