@@ -155,8 +155,8 @@ def BaselineLookup(
             tf.io.gfile.rmtree(copy)
     if info.found:
         logging.info("Baseline for %s: version %d (%s)", model_name, info.version, info.source)
-    else:
-        logging.warning("No baseline for %s: %s", model_name, info.reason)
+    else:  # a first push is normal; an unusable pushed version is worth a warning
+        (logging.warning if info.source else logging.info)("No baseline for %s: %s", model_name, info.reason)
     tf.io.gfile.makedirs(baseline_model.uri)
     with tf.io.gfile.GFile(os.path.join(baseline_model.uri, BASELINE_INFO_FILE), "w") as file:
         file.write(info.to_json())

@@ -28,7 +28,8 @@ class Executor(evaluator_executor.Executor):
         if info.found:
             logging.info("Evaluator: comparing with baseline version %d (%s)", info.version, info.source)
         else:
-            logging.warning("Evaluator: no baseline, change thresholds skipped: %s", info.reason)
+            (logging.warning if info.source else logging.info)(
+                "Evaluator: no baseline, change thresholds skipped: %s", info.reason)
             input_dict.pop(standard_component_specs.BASELINE_MODEL_KEY, None)
 
         super().Do(input_dict, output_dict, exec_properties)
@@ -44,6 +45,13 @@ class Executor(evaluator_executor.Executor):
         blessing.set_string_custom_property("decision", decision.summary())
         log = logging.info if decision.blessed else logging.warning
         log("Evaluator: %s", decision.summary())
+        # The decision is what a person running the pipeline waits for; INFO logs
+        # may be filtered, so it also goes to stdout, as the Pusher's outcome does.
+        print(f"{self._node_id()}: {decision.summary()}", flush=True)
+
+    def _node_id(self) -> str:
+        node = self._context.pipeline_node if self._context else None
+        return node.node_info.id if node is not None else "Evaluator"
 
 class Evaluator(evaluator_component.Evaluator):
     """TFX's Evaluator (same inputs, outputs and parameters), baseline-lookup aware."""
