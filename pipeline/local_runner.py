@@ -55,8 +55,9 @@ class ProgressLogFilter(logging.Filter):
     finish, and every warning. TFX's INFO output is mostly multi-line dumps of
     MLMD artifacts and executions, which bury the progress."""
 
-    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    PROJECT_DIRS = tuple(os.path.join(_ROOT, package) + os.sep for package in ("pipeline", "components", "serving"))
+    PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    PROJECT_DIRS = (os.path.join(PROJECT_ROOT, "pipeline", ""), os.path.join(PROJECT_ROOT, "components", ""),
+                    os.path.join(PROJECT_ROOT, "serving", ""))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.WARNING or record.pathname.startswith(self.PROJECT_DIRS):

@@ -52,5 +52,5 @@ def test_progress_filter_keeps_project_lines_and_component_events_only():
     assert keep(record("disk almost full", level=logging.WARNING))
     assert keep(record("epoch 3/30", pathname=local_runner.__file__))
     # the virtualenv may live inside the checkout: its packages are not the project's
-    venv_file = local_runner.ProgressLogFilter._ROOT + "/.venv/lib/python3.11/site-packages/tfx/launcher.py"
+    venv_file = local_runner.ProgressLogFilter.PROJECT_ROOT + "/.venv/lib/python3.11/site-packages/tfx/launcher.py"
     assert not keep(record("Running launcher for node_info {", pathname=venv_file))
