@@ -191,3 +191,20 @@ def test_warmup_replay_rejects_requests_the_model_cannot_answer(artifacts):
         warmup.replay(artifacts["model"], bad)
     with pytest.raises(ValueError, match="no images"):
         warmup.warmup_logs(MODEL_NAME, [])
+
+
+def test_unreadable_or_corrupt_baseline_record_means_no_baseline(artifacts, tmp_path):
+    missing = baseline.read_baseline_info_at(str(tmp_path / "nothing"))
+    assert not missing.found and "unreadable" in missing.reason
+
+    garbled = tmp_path / "garbled"
+    garbled.mkdir()
+    (garbled / baseline.BASELINE_INFO_FILE).write_text("{not json")
+    assert not baseline.read_baseline_info_at(str(garbled)).found
+
+    claims_found = tmp_path / "claims_found"
+    os.makedirs(claims_found / "Format-Serving")
+    (claims_found / baseline.BASELINE_INFO_FILE).write_text(
+        baseline.BaselineInfo(True, "latest pushed version 3", version=3).to_json())
+    info = baseline.read_baseline_info_at(str(claims_found))
+    assert not info.found and "baseline copy is corrupt" in info.reason
