@@ -68,6 +68,35 @@ def test_decision_names_each_failed_threshold_and_the_shortfall():
     assert decision.BlessingDecision.from_json(outcome.to_json()) == outcome
 
 
+def test_create_pipeline_gates_each_trainer_with_its_own_thresholds(tmp_path):
+    import dataclasses
+    from pipeline.configs import EvaluationConfig, PipelineConfig
+    from pipeline.pipeline import component_by_id, create_pipeline
+
+    evaluation = EvaluationConfig(scratch=eval_config.BlessingThresholds(0.61, 0.03))
+    config = dataclasses.replace(PipelineConfig.for_local_run("data/sample", str(tmp_path)),
+                                 evaluation=evaluation)
+    pipeline = create_pipeline(config)
+    for suffix, model_name, minimum in (("scratch", contract.SCRATCH_MODEL_NAME, 0.61),
+                                        ("vgg16", contract.VGG16_MODEL_NAME, 0.90)):
+        trainer_model = component_by_id(pipeline, f"Trainer_{suffix}").outputs["model"]
+        lookup = component_by_id(pipeline, f"BaselineLookup_{suffix}")
+        evaluator = component_by_id(pipeline, f"Evaluator_{suffix}")
+        pusher = component_by_id(pipeline, f"Pusher_{suffix}")
+        assert component_by_id(pipeline, f"EvaluationReport_{suffix}") is not None
+        assert lookup.inputs["candidate_model"] is trainer_model
+        assert lookup.exec_properties["model_name"] == model_name
+        assert lookup.exec_properties["serving_model_dir"] == config.serving_model_dir
+        assert evaluator.inputs["baseline_model"] is lookup.outputs["baseline_model"]
+        assert pusher.inputs["model_blessing"] is evaluator.outputs["blessing"]
+        assert pusher.exec_properties["model_name"] == model_name
+        assert json.loads(evaluator.exec_properties["example_splits"]) == [contract.TEST_SPLIT]
+        metrics = json.loads(evaluator.exec_properties["eval_config"])["metrics_specs"][0]["metrics"]
+        (accuracy,) = [m for m in metrics if m["class_name"] == "BinaryAccuracy"]
+        bound = accuracy["per_slice_thresholds"][0]["threshold"]["value_threshold"]["lower_bound"]
+        assert bound["value"] == pytest.approx(minimum)
+
+
 def test_report_page_is_the_uri_on_kubeflow_and_inside_it_locally(tmp_path):
     kfp_uri = str(tmp_path / "task" / "report")
     os.makedirs(os.path.dirname(kfp_uri))
