@@ -152,7 +152,7 @@ def test_push_killed_midway_leaves_no_loadable_half_version(artifacts, tmp_path,
 def test_baseline_is_the_latest_complete_version(artifacts, tmp_path):
     serving_dir = str(tmp_path)
     first = baseline.find_baseline(serving_dir, MODEL_NAME)
-    assert not first.found and "first push" in first.reason
+    assert not first.found and not first.unusable and "first push" in first.reason
 
     pushed = push(artifacts, tmp_path)
     found = baseline.find_baseline(serving_dir, MODEL_NAME)
@@ -172,7 +172,7 @@ def test_corrupt_latest_version_is_reported_and_means_no_baseline(artifacts, tmp
     with open(saved_model_pb, "r+b") as file:
         file.truncate(100)
     info = baseline.find_baseline(str(tmp_path), MODEL_NAME)
-    assert not info.found
+    assert not info.found and info.unusable
     assert f"version {second['pushed_version']} is corrupt" in info.reason
 
 
@@ -195,7 +195,7 @@ def test_warmup_replay_rejects_requests_the_model_cannot_answer(artifacts):
 
 def test_unreadable_or_corrupt_baseline_record_means_no_baseline(artifacts, tmp_path):
     missing = baseline.read_baseline_info_at(str(tmp_path / "nothing"))
-    assert not missing.found and "unreadable" in missing.reason
+    assert not missing.found and missing.unusable and "unreadable" in missing.reason
 
     garbled = tmp_path / "garbled"
     garbled.mkdir()
@@ -207,4 +207,4 @@ def test_unreadable_or_corrupt_baseline_record_means_no_baseline(artifacts, tmp_
     (claims_found / baseline.BASELINE_INFO_FILE).write_text(
         baseline.BaselineInfo(True, "latest pushed version 3", version=3).to_json())
     info = baseline.read_baseline_info_at(str(claims_found))
-    assert not info.found and "baseline copy is corrupt" in info.reason
+    assert not info.found and info.unusable and "baseline copy is corrupt" in info.reason

@@ -40,6 +40,9 @@ class BaselineInfo:
     version: int = 0
     source: str = ""
     digest: str = ""
+    unusable: bool = False
+    """True when a baseline exists but cannot be used (corrupt, unreadable):
+    reported loudly, and treated as no baseline."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
@@ -100,7 +103,7 @@ def find_baseline(serving_model_dir: str, model_name: str) -> BaselineInfo:
     problem = check_saved_model(latest.path)
     if problem:
         return BaselineInfo(False, f"latest pushed version {latest.version} is corrupt: {problem}",
-                            version=latest.version, source=latest.path)
+                            version=latest.version, source=latest.path, unusable=True)
     return BaselineInfo(True, f"latest pushed version {latest.version}", version=latest.version,
                         source=latest.path, digest=latest.push_info().get("digest", ""))
 
@@ -123,11 +126,12 @@ def read_baseline_info_at(baseline_uri: str) -> BaselineInfo:
         with tf.io.gfile.GFile(path) as file:
             info = BaselineInfo.from_json(file.read())
     except Exception as error:  # missing file, bad JSON, unexpected keys
-        return BaselineInfo(False, f"baseline record {path} is unreadable ({error})")
+        return BaselineInfo(False, f"baseline record {path} is unreadable ({error})", unusable=True)
     if info.found:
         problem = check_saved_model(path_utils.serving_model_path(baseline_uri))
         if problem:
-            return dataclasses.replace(info, found=False, reason=f"baseline copy is corrupt: {problem}")
+            return dataclasses.replace(info, found=False, unusable=True,
+                                       reason=f"baseline copy is corrupt: {problem}")
     return info
 
 @component
@@ -151,12 +155,13 @@ def BaselineLookup(
         problem = check_loads(copy)
         if problem:
             info = dataclasses.replace(
-                info, found=False, reason=f"latest pushed version {info.version} is corrupt: {problem}")
+                info, found=False, unusable=True,
+                reason=f"latest pushed version {info.version} is corrupt: {problem}")
             tf.io.gfile.rmtree(copy)
     if info.found:
         logging.info("Baseline for %s: version %d (%s)", model_name, info.version, info.source)
     else:  # a first push is normal; an unusable pushed version is worth a warning
-        (logging.warning if info.source else logging.info)("No baseline for %s: %s", model_name, info.reason)
+        (logging.warning if info.unusable else logging.info)("No baseline for %s: %s", model_name, info.reason)
     tf.io.gfile.makedirs(baseline_model.uri)
     with tf.io.gfile.GFile(os.path.join(baseline_model.uri, BASELINE_INFO_FILE), "w") as file:
         file.write(info.to_json())

@@ -28,7 +28,7 @@ class Executor(evaluator_executor.Executor):
         if info.found:
             logging.info("Evaluator: comparing with baseline version %d (%s)", info.version, info.source)
         else:
-            (logging.warning if info.source else logging.info)(
+            (logging.warning if info.unusable else logging.info)(
                 "Evaluator: no baseline, change thresholds skipped: %s", info.reason)
             input_dict.pop(standard_component_specs.BASELINE_MODEL_KEY, None)
 
@@ -52,6 +52,7 @@ class Executor(evaluator_executor.Executor):
     def _node_id(self) -> str:
         node = self._context.pipeline_node if self._context else None
         return node.node_info.id if node is not None else "Evaluator"
+
 
 class Evaluator(evaluator_component.Evaluator):
     """TFX's Evaluator (same inputs, outputs and parameters), baseline-lookup aware."""

@@ -227,6 +227,9 @@ def render_html(r: ReportInputs) -> str:
         base_acc = overall.get(ACCURACY_METRIC, tfma.BASELINE_KEY)
         reasons.append(f"Baseline: version {r.baseline.version} ({r.baseline.source}), "
                        f"{ACCURACY_METRIC} {_fmt(base_acc)}.")
+    elif r.baseline.unusable:
+        reasons.append(f"Baseline UNUSABLE, treated as no baseline: {r.baseline.reason}. "
+                       "The change threshold was not applied.")
     else:
         reasons.append(f"No baseline: {r.baseline.reason}. The change threshold was not applied.")
     if r.decision:
