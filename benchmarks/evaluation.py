@@ -62,10 +62,10 @@ def run_gate(work_dir: str, model_dir: str, examples_dir: str, served_name: str,
     }
 
 
-def benchmark_model(model: str, work_root: str) -> dict:
+def benchmark_model(model: str, work_root: str, saved_model: str = "", examples: str = "") -> dict:
     source = TRAINING_WORK_DIR.format(model=model)
-    saved_model = os.path.join(source, "trainer", "serving_model_dir")
-    examples = os.path.join(source, "examples")
+    saved_model = saved_model or os.path.join(source, "trainer", "serving_model_dir")
+    examples = examples or os.path.join(source, "examples")
     if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
         raise FileNotFoundError(f"{saved_model} holds no SavedModel: run "
                                 f"`python -m benchmarks.training_accuracy --model {model}` first")
@@ -77,6 +77,7 @@ def benchmark_model(model: str, work_root: str) -> dict:
     first = run_gate(work_dir, model_dir, examples, MODELS[model], thresholds)
     second = run_gate(work_dir, model_dir, examples, MODELS[model], thresholds)
     return {"model": model, "served_name": MODELS[model], "thresholds": vars(thresholds),
+            "saved_model": saved_model,
             "first": first, "second": second}
 
 
@@ -111,7 +112,7 @@ def write_results(results) -> None:
         lines += [
             f"## {result['served_name']}",
             "",
-            f"- Thresholds: {result['thresholds']}.",
+            f"- SavedModel: `{result['saved_model']}`; thresholds: {result['thresholds']}.",
             f"- Run 1: {first['decision']}",
             f"- Confusion matrix at 0.5 (run 1): {first['confusion']}.",
             f"- Serving signature on image bytes agrees with TFMA's accuracy: {first['serving_check_agrees']}.",
@@ -127,10 +128,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument("--work-dir", default="/tmp/bench_evaluation")
+    parser.add_argument("--saved-model", default="", help="with one --models: this SavedModel instead")
+    parser.add_argument("--examples", default="", help="with one --models: this Examples folder instead")
     args = parser.parse_args(argv)
     results = []
+    if (args.saved_model or args.examples) and len(args.models) != 1:
+        parser.error("--saved-model/--examples need exactly one --models")
     for model in args.models:
-        result = benchmark_model(model, args.work_dir)
+        result = benchmark_model(model, args.work_dir, args.saved_model, args.examples)
         print(json.dumps(result, indent=1, default=str), flush=True)
         results.append(result)
     write_results(results)
