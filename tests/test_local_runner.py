@@ -50,6 +50,7 @@ def test_progress_filter_keeps_project_lines_and_component_events_only():
     assert keep(record("Component Trainer_scratch is finished."))
     assert not keep(record("Going to run a new execution: ExecutionInfo(...)"))
     assert keep(record("disk almost full", level=logging.WARNING))
+    assert not keep(record("ArtifactQuery.property_predicate is not supported.", level=logging.WARNING))
     assert keep(record("epoch 3/30", pathname=local_runner.__file__))
     # the virtualenv may live inside the checkout: its packages are not the project's
     venv_file = local_runner.ProgressLogFilter.PROJECT_ROOT + "/.venv/lib/python3.11/site-packages/tfx/launcher.py"
