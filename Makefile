@@ -13,7 +13,7 @@ $(VENV)/.bootstrap-complete: requirements.lock setup.py scripts/bootstrap.sh
 	scripts/bootstrap.sh
 
 run: env
-	$(VENV)/bin/catsdogs run-local --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR) --serve-and-predict
+	$(VENV)/bin/catsdogs run-local --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR) --quick --serve-and-predict
 
 test: env
 	$(PY) -m pytest -q tests
