@@ -30,7 +30,7 @@ def test_eval_config_uses_the_example_signature_and_thresholds_only_the_overall_
         contract.EXAMPLES_SIGNATURE, contract.LABEL_KEY, contract.POSITIVE_PROBABILITY_KEY)
     assert [list(s.feature_keys) for s in config.slicing_specs] == [[], [contract.LABEL_KEY]]
     metrics = {m.class_name: m for m in config.metrics_specs[0].metrics}
-    assert {"ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "BinaryCrossEntropy",
+    assert {"ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "ClippedBinaryCrossEntropy",
             "Calibration", "ConfusionMatrixAtThresholds"} <= set(metrics)
     accuracy = metrics["BinaryAccuracy"]
     assert not accuracy.HasField("threshold")
@@ -38,6 +38,16 @@ def test_eval_config_uses_the_example_signature_and_thresholds_only_the_overall_
     assert list(per_slice.slicing_specs) == [config_pb2.SlicingSpec()]
     assert per_slice.threshold.value_threshold.lower_bound.value == 0.7
     assert per_slice.threshold.change_threshold.absolute.value == -0.02
+
+
+def test_binary_cross_entropy_stays_finite_for_saturated_probabilities():
+    from components.evaluation import metrics as clipped
+    (computation,) = clipped._computations(name="binary_crossentropy")  # pylint: disable=protected-access
+    combiner = computation.combiner
+    saturated = combiner._cross_entropy(np.array([1.0, 0.0]), np.array([1.0, 1.0]))
+    assert saturated == pytest.approx(-np.log(1e-7) / 2, rel=1e-6)
+    ordinary = combiner._cross_entropy(np.array([1.0, 0.0]), np.array([0.8, 0.3]))
+    assert ordinary == pytest.approx(-(np.log(0.8) + np.log(0.7)) / 2)
 
 
 @pytest.mark.parametrize("bad", [dict(min_accuracy=1.5), dict(min_accuracy=0.7, max_accuracy_drop=-0.1)])

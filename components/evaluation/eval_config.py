@@ -1,18 +1,37 @@
-"""The TFMA EvalConfig of one served model: metrics, slices, blessing thresholds."""
+"""The TFMA EvalConfig of one served model: metrics, slices, blessing thresholds.
+
+Two classes: binary metrics on P(class 1) (the book's cats vs dogs). More
+classes: multi-class metrics on the probabilities of every class (accuracy,
+top-k accuracy, cross-entropy, the multi-class confusion matrix). The class
+count is the data's, known when the Evaluator runs: for_classes() turns a
+config of the other kind into the right one, keeping its blessing thresholds.
+"""
 from tensorflow_model_analysis.proto import config_pb2
 
 from components import contract
+from components.evaluation import metrics as custom_metrics
 from components.evaluation.thresholds import BlessingThresholds
 
 ACCURACY_METRIC = "binary_accuracy"
 DECISION_THRESHOLD = 0.5
 """P(class 1) at or above which an image is called class 1 (Keras' rule)."""
+MULTICLASS_ACCURACY_METRIC = "sparse_categorical_accuracy"
+TOP_K_ACCURACY_METRIC = "sparse_top_k_categorical_accuracy"
+TOP_K = 3
+"""Top-k accuracy is computed when there are more than k classes (ten digits: top-3)."""
+ACCURACY_CLASS_NAMES = {"BinaryAccuracy": ACCURACY_METRIC,
+                        "SparseCategoricalAccuracy": MULTICLASS_ACCURACY_METRIC}
+"""The metric each kind of config gates blessing on: TFMA class name -> metric name."""
+MULTICLASS_CONFUSION = "MultiClassConfusionMatrixAtThresholds"
+ARGMAX_THRESHOLD = 0.0
+"""Multi-class confusion matrix threshold: every image counts as its top class."""
 
 
-def _metric(class_name: str, config: str = "", overall_threshold=None) -> config_pb2.MetricConfig:
+def _metric(class_name: str, config: str = "", overall_threshold=None, module: str = ""
+            ) -> config_pb2.MetricConfig:
     """A metric; a threshold applies to the overall slice only (MetricConfig.threshold
     would also be checked on every per-label slice)."""
-    metric = config_pb2.MetricConfig(class_name=class_name, config=config)
+    metric = config_pb2.MetricConfig(class_name=class_name, config=config, module=module)
     if overall_threshold is not None:
         metric.per_slice_thresholds.add(
             slicing_specs=[config_pb2.SlicingSpec()], threshold=overall_threshold)
@@ -28,12 +47,15 @@ def accuracy_threshold(thresholds: BlessingThresholds) -> config_pb2.MetricThres
             absolute={"value": -thresholds.max_accuracy_drop}),
     )
 
-def build_eval_config(thresholds: BlessingThresholds) -> config_pb2.EvalConfig:
-    """Binary metrics on the model's tf.Example signature, overall and by label.
+def build_eval_config(thresholds: BlessingThresholds, n_classes: int = 2) -> config_pb2.EvalConfig:
+    """Binary metrics on the model's tf.Example signature, overall and by label
+    (multi-class metrics for more than two classes, see build_multiclass_eval_config).
 
     The signature decodes and resizes raw examples itself (the Transform graph
     is inside the exported model), so TFMA reads the raw test split.
     """
+    if n_classes > 2:
+        return build_multiclass_eval_config(thresholds, n_classes)
     confusion = f'"thresholds": [{DECISION_THRESHOLD}]'
     metrics = [
         _metric("ExampleCount"),
@@ -41,7 +63,7 @@ def build_eval_config(thresholds: BlessingThresholds) -> config_pb2.EvalConfig:
         _metric("AUC"),
         _metric("Precision"),
         _metric("Recall"),
-        _metric("BinaryCrossEntropy"),
+        _metric(custom_metrics.ClippedBinaryCrossEntropy.__name__, module=custom_metrics.__name__),
         _metric("Calibration"),
         _metric("MeanLabel"),
         _metric("MeanPrediction"),
@@ -54,9 +76,69 @@ def build_eval_config(thresholds: BlessingThresholds) -> config_pb2.EvalConfig:
             label_key=contract.LABEL_KEY,
             prediction_key=contract.POSITIVE_PROBABILITY_KEY,
         )],
-        slicing_specs=[
-            config_pb2.SlicingSpec(),
-            config_pb2.SlicingSpec(feature_keys=[contract.LABEL_KEY]),
-        ],
+        slicing_specs=_slices(),
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
     )
+
+
+def _slices():
+    return [config_pb2.SlicingSpec(), config_pb2.SlicingSpec(feature_keys=[contract.LABEL_KEY])]
+
+
+def build_multiclass_eval_config(thresholds: BlessingThresholds, n_classes: int) -> config_pb2.EvalConfig:
+    """Multi-class metrics on `probabilities` [batch, n_classes], overall and by label
+    (a label slice's accuracy is that class's recall): accuracy (gates blessing),
+    top-k accuracy when there are more than TOP_K classes, cross-entropy and the
+    confusion matrix of true against predicted (top) class."""
+    if n_classes < 3:
+        raise ValueError(f"multi-class metrics need at least three classes, got {n_classes}")
+    metrics = [
+        _metric("ExampleCount"),
+        _metric("SparseCategoricalAccuracy", overall_threshold=accuracy_threshold(thresholds)),
+    ]
+    if n_classes > TOP_K:
+        metrics.append(_metric("SparseTopKCategoricalAccuracy", f'"k": {TOP_K}'))
+    metrics += [
+        _metric("SparseCategoricalCrossentropy"),
+        _metric(MULTICLASS_CONFUSION, f'"thresholds": [{ARGMAX_THRESHOLD}]'),
+    ]
+    return config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(
+            signature_name=contract.EXAMPLES_SIGNATURE,
+            label_key=contract.LABEL_KEY,
+            prediction_key=contract.PROBABILITIES_KEY,
+        )],
+        slicing_specs=_slices(),
+        metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
+    )
+
+
+def is_multiclass(config: config_pb2.EvalConfig) -> bool:
+    return any(spec.prediction_key == contract.PROBABILITIES_KEY for spec in config.model_specs)
+
+
+def blessing_thresholds(config: config_pb2.EvalConfig) -> BlessingThresholds:
+    """The accuracy floor and allowed drop a config gates blessing on."""
+    found = {}
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name not in ACCURACY_CLASS_NAMES:
+                continue
+            for threshold in [metric.threshold] + [t.threshold for t in metric.per_slice_thresholds]:
+                if threshold.value_threshold.HasField("lower_bound"):
+                    found["min_accuracy"] = threshold.value_threshold.lower_bound.value
+                if threshold.change_threshold.HasField("absolute"):
+                    found["max_accuracy_drop"] = -threshold.change_threshold.absolute.value
+    if "min_accuracy" not in found:
+        raise ValueError("the EvalConfig has no accuracy threshold (BinaryAccuracy or "
+                         "SparseCategoricalAccuracy with a lower bound) to carry over")
+    return BlessingThresholds(**found)
+
+
+def for_classes(config: config_pb2.EvalConfig, n_classes: int) -> config_pb2.EvalConfig:
+    """`config` itself when it suits n_classes; otherwise the config of the right
+    kind (binary or multi-class) with the same blessing thresholds."""
+    if is_multiclass(config) == (n_classes > 2):
+        return config
+    return build_eval_config(blessing_thresholds(config), n_classes)
+

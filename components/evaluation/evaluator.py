@@ -5,10 +5,16 @@ baseline the artifact holds only the reason. This executor drops such an
 artifact before TFMA runs (so the change threshold is skipped, as TFX does on a
 first run), and after TFMA it writes the decision, failed thresholds and the
 shortfall included, into the blessing artifact and the log.
+
+The EvalConfig is chosen for the data's class count (class_names.json of the
+Examples): a binary config given for data of more than two classes (or the
+other way round) is replaced by the right kind, thresholds kept.
 """
 from absl import logging
 
 import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
+from tensorflow_model_analysis.proto import config_pb2
 from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
@@ -16,6 +22,25 @@ from tfx.types import artifact_utils, standard_component_specs
 
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
+from components.evaluation import eval_config as eval_configs
+from components.evaluation import examples_io
+
+
+def eval_config_for_data(input_dict, exec_properties):
+    """exec_properties with an EvalConfig that suits the Examples' class count."""
+    examples = input_dict.get(standard_component_specs.EXAMPLES_KEY) or []
+    given = exec_properties.get(standard_component_specs.EVAL_CONFIG_KEY)
+    if not examples or not given:
+        return exec_properties
+    class_names = examples_io.class_names(examples[0].uri)
+    config = json_format.Parse(given, config_pb2.EvalConfig())
+    suited = eval_configs.for_classes(config, len(class_names))
+    if suited is config:
+        return exec_properties
+    kind = "multi-class" if eval_configs.is_multiclass(suited) else "binary"
+    logging.info("Evaluator: %d classes in the data: %s metrics, thresholds kept (%s)",
+                 len(class_names), kind, eval_configs.blessing_thresholds(suited))
+    return dict(exec_properties, **{standard_component_specs.EVAL_CONFIG_KEY: json_format.MessageToJson(suited)})
 
 class Executor(evaluator_executor.Executor):
 
@@ -32,6 +57,7 @@ class Executor(evaluator_executor.Executor):
                 "Evaluator: no baseline, change thresholds skipped: %s", info.reason)
             input_dict.pop(standard_component_specs.BASELINE_MODEL_KEY, None)
 
+        exec_properties = eval_config_for_data(input_dict, exec_properties)
         super().Do(input_dict, output_dict, exec_properties)
 
         blessings = output_dict.get(standard_component_specs.BLESSING_KEY) or []

@@ -28,7 +28,8 @@ from components import contract
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
 from components.evaluation import examples_io
-from components.evaluation.eval_config import ACCURACY_METRIC, DECISION_THRESHOLD
+from components.evaluation.eval_config import (ACCURACY_CLASS_NAMES, ACCURACY_METRIC, DECISION_THRESHOLD,
+                                               MULTICLASS_ACCURACY_METRIC, TOP_K_ACCURACY_METRIC)
 
 REPORT_FILE = "evaluation_report.html"
 REPORT_PATH_PROPERTY = "report_html"
@@ -37,6 +38,11 @@ TABLE_METRICS = ("example_count", ACCURACY_METRIC, "auc", "precision", "recall",
                  "binary_crossentropy", "calibration", "mean_label", "mean_prediction")
 PER_LABEL_METRICS = ("example_count", ACCURACY_METRIC, "binary_crossentropy", "mean_prediction")
 """On a one-class slice AUC, precision and calibration are undefined; not shown."""
+MULTICLASS_TABLE_METRICS = ("example_count", MULTICLASS_ACCURACY_METRIC, TOP_K_ACCURACY_METRIC,
+                            "sparse_categorical_crossentropy")
+MULTICLASS_PER_LABEL_METRICS = ("example_count", MULTICLASS_ACCURACY_METRIC,
+                                "sparse_categorical_crossentropy")
+"""A label slice's accuracy is the recall of that class."""
 COUNT_METRICS = ("example_count",)
 SERVING_BATCH_SIZE = 32
 THUMBNAIL_SIZE = 128
@@ -65,6 +71,9 @@ class SliceMetrics:
     """Scalar metrics of one slice, keyed by (model name, metric name, is_diff)."""
     scalars: Dict[Tuple[str, str, bool], float] = dataclasses.field(default_factory=dict)
     confusion: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+    """Binary models: tp/fp/tn/fn at DECISION_THRESHOLD, by model."""
+    class_confusion: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Multi-class models: counts [true class, predicted class], by model."""
 
     def get(self, metric: str, model: str = "", diff: bool = False) -> Optional[float]:
         for candidate_model in ((model,) if model else ("", tfma.CANDIDATE_KEY)):
@@ -102,7 +111,28 @@ def load_tfma_metrics(evaluation_uri: str, class_names: Sequence[str]) -> Dict[s
                     entry.confusion[key.model_name or tfma.CANDIDATE_KEY] = {
                         "tp": m.true_positives, "fp": m.false_positives,
                         "tn": m.true_negatives, "fn": m.false_negatives}
+            elif value.HasField("multi_class_confusion_matrix_at_thresholds") and not key.is_diff:
+                matrices = value.multi_class_confusion_matrix_at_thresholds.matrices
+                if matrices:
+                    entry.class_confusion[key.model_name or tfma.CANDIDATE_KEY] = \
+                        class_confusion_matrix(matrices[0], len(class_names))
     return slices
+
+
+def class_confusion_matrix(matrix, n_classes: int) -> np.ndarray:
+    """TFMA's multi-class confusion entries -> counts [true class, predicted class]."""
+    counts = np.zeros((n_classes, n_classes))
+    for entry in matrix.entries:
+        if 0 <= entry.actual_class_id < n_classes and 0 <= entry.predicted_class_id < n_classes:
+            counts[entry.actual_class_id, entry.predicted_class_id] += entry.num_weighted_examples
+    return counts
+
+
+def accuracy_metric_of(slices: Dict[str, SliceMetrics]) -> str:
+    """The accuracy the evaluation gates on: binary or multi-class (sparse categorical)."""
+    overall = slices.get("overall", SliceMetrics())
+    return MULTICLASS_ACCURACY_METRIC if overall.get(MULTICLASS_ACCURACY_METRIC) is not None \
+        else ACCURACY_METRIC
 
 
 def accuracy_thresholds(evaluation_uri: str) -> Dict[str, float]:
@@ -112,7 +142,7 @@ def accuracy_thresholds(evaluation_uri: str) -> Dict[str, float]:
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
             thresholds = [metric.threshold] + [t.threshold for t in metric.per_slice_thresholds]
-            if metric.class_name != "BinaryAccuracy":
+            if metric.class_name not in ACCURACY_CLASS_NAMES:
                 continue
             for threshold in thresholds:
                 if threshold.value_threshold.HasField("lower_bound"):
@@ -130,6 +160,8 @@ def accuracy_thresholds(evaluation_uri: str) -> Dict[str, float]:
 class ScoredImage:
     image: examples_io.LabelledImage
     probability_of_label: float
+    predicted: int
+    """The top class (argmax of the served probabilities)."""
 
 
 def score_test_images(saved_model_dir: str, examples_uri: str) -> List[ScoredImage]:
@@ -141,7 +173,8 @@ def score_test_images(saved_model_dir: str, examples_uri: str) -> List[ScoredIma
         batch = images[start:start + SERVING_BATCH_SIZE]
         outputs = serve(**{contract.SERVING_INPUT_KEY: tf.constant([i.image_bytes for i in batch])})
         probabilities = outputs[contract.PROBABILITIES_KEY].numpy()
-        scored += [ScoredImage(image, float(probabilities[row, image.label]))
+        scored += [ScoredImage(image, float(probabilities[row, image.label]),
+                               int(np.argmax(probabilities[row])))
                    for row, image in enumerate(batch)]
     return scored
 
@@ -159,20 +192,34 @@ def _png_data_uri(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def confusion_matrix_png(confusion: Dict[str, float], class_names: Sequence[str]) -> str:
+def binary_confusion_matrix(confusion: Dict[str, float]) -> np.ndarray:
+    """tp/fp/tn/fn -> counts [true class, predicted class] (class 1 is the positive one)."""
+    return np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
+
+
+def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], title: str) -> str:
+    """Counts [true class, predicted class] as a picture labelled with the class names."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
-    matrix = np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
-    figure, axes = plt.subplots(figsize=(3.6, 3.2))
+    n = len(matrix)
+    side = max(3.6, 0.55 * n + 1.5)
+    figure, axes = plt.subplots(figsize=(side, side * 0.9))
     axes.imshow(matrix, cmap="Blues")
-    for row in range(2):
-        for col in range(2):
+    for row in range(n):
+        for col in range(n):
             axes.text(col, row, f"{int(matrix[row, col])}", ha="center", va="center",
-                      color="white" if matrix[row, col] > matrix.max() / 2 else "black", fontsize=14)
-    axes.set_xticks([0, 1], [f"predicted {n}" for n in class_names[:2]])
-    axes.set_yticks([0, 1], [f"true {n}" for n in class_names[:2]])
-    axes.set_title(f"test split, threshold {DECISION_THRESHOLD}")
+                      color="white" if matrix[row, col] > matrix.max() / 2 else "black",
+                      fontsize=14 if n <= 3 else 9)
+    if n <= 3:
+        axes.set_xticks(range(n), [f"predicted {name}" for name in class_names[:n]])
+        axes.set_yticks(range(n), [f"true {name}" for name in class_names[:n]])
+    else:
+        axes.set_xticks(range(n), list(class_names[:n]), rotation=90 if max(map(len, class_names)) > 3 else 0)
+        axes.set_yticks(range(n), list(class_names[:n]))
+        axes.set_xlabel("predicted class")
+        axes.set_ylabel("true class")
+    axes.set_title(title)
     uri = _png_data_uri(figure)
     plt.close(figure)
     return uri
@@ -181,6 +228,9 @@ def confusion_matrix_png(confusion: Dict[str, float], class_names: Sequence[str]
 def thumbnail_data_uri(image_bytes: bytes) -> str:
     from PIL import Image
     image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    if max(image.size) < THUMBNAIL_SIZE // 2:  # e.g. 28x28 digits: enlarge, keep the pixels sharp
+        scale = THUMBNAIL_SIZE // max(image.size)
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
@@ -196,6 +246,7 @@ class ReportInputs:
     slices: Dict[str, SliceMetrics]
     thresholds: Dict[str, float]
     decision: Optional[blessing_decision.BlessingDecision]
+    accuracy_metric: str
     baseline: baseline_lookup.BaselineInfo
     worst: List[ScoredImage]
     serving_accuracy: Optional[float]
@@ -217,16 +268,18 @@ def render_html(r: ReportInputs) -> str:
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "NO DECISION"}[blessed]
     colour = {True: "#1a7f37", False: "#cf222e", None: "#6e7781"}[blessed]
 
+    accuracy = r.accuracy_metric
+    multiclass = accuracy == MULTICLASS_ACCURACY_METRIC
     reasons = []
     if "min_accuracy" in r.thresholds:
-        reasons.append(f"Value threshold: {ACCURACY_METRIC} ≥ {r.thresholds['min_accuracy']:.4f} (overall).")
+        reasons.append(f"Value threshold: {accuracy} ≥ {r.thresholds['min_accuracy']:.4f} (overall).")
     if "max_accuracy_drop" in r.thresholds:
-        reasons.append(f"Change threshold: {ACCURACY_METRIC} may drop at most "
+        reasons.append(f"Change threshold: {accuracy} may drop at most "
                        f"{r.thresholds['max_accuracy_drop']:.4f} below the baseline.")
     if r.baseline.found:
-        base_acc = overall.get(ACCURACY_METRIC, tfma.BASELINE_KEY)
+        base_acc = overall.get(accuracy, tfma.BASELINE_KEY)
         reasons.append(f"Baseline: version {r.baseline.version} ({r.baseline.source}), "
-                       f"{ACCURACY_METRIC} {_fmt(base_acc)}.")
+                       f"{accuracy} {_fmt(base_acc)}.")
     elif r.baseline.unusable:
         reasons.append(f"Baseline UNUSABLE, treated as no baseline: {r.baseline.reason}. "
                        "The change threshold was not applied.")
@@ -242,20 +295,32 @@ def render_html(r: ReportInputs) -> str:
     if has_baseline:
         header += ["baseline (overall)", "change"]
     rows = []
-    for metric in TABLE_METRICS:
+    table_metrics, per_label_metrics = ((MULTICLASS_TABLE_METRICS, MULTICLASS_PER_LABEL_METRICS) if multiclass
+                                        else (TABLE_METRICS, PER_LABEL_METRICS))
+    for metric in table_metrics:
+        if multiclass and overall.get(metric) is None:
+            continue  # top-k accuracy only with more than k classes
         cells = [_fmt(overall.get(metric), metric)] + [
-            _fmt(r.slices[name].get(metric) if metric in PER_LABEL_METRICS else None, metric)
+            _fmt(r.slices[name].get(metric) if metric in per_label_metrics else None, metric)
             for name in label_slices]
         if has_baseline:
             cells += [_fmt(overall.get(metric, tfma.BASELINE_KEY), metric),
                       _fmt(overall.get(metric, tfma.CANDIDATE_KEY, diff=True), "change")]
         rows.append("<tr><th>" + e(metric) + "</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
 
-    confusion = overall.confusion.get(tfma.CANDIDATE_KEY) or next(iter(overall.confusion.values()), None)
-    confusion_html = (f'<img alt="confusion matrix" src="{confusion_matrix_png(confusion, r.class_names)}">'
-                      if confusion else "<p>No confusion matrix in the evaluation.</p>")
+    if multiclass:
+        matrix = overall.class_confusion.get(tfma.CANDIDATE_KEY)
+        if matrix is None:
+            matrix = next(iter(overall.class_confusion.values()), None)
+        title = "test split, top class"
+    else:
+        confusion = overall.confusion.get(tfma.CANDIDATE_KEY) or next(iter(overall.confusion.values()), None)
+        matrix = binary_confusion_matrix(confusion) if confusion else None
+        title = f"test split, threshold {DECISION_THRESHOLD}"
+    confusion_html = (f'<img alt="confusion matrix" src="{confusion_matrix_png(matrix, r.class_names, title)}">'
+                      if matrix is not None else "<p>No confusion matrix in the evaluation.</p>")
 
-    tfma_accuracy = overall.get(ACCURACY_METRIC)
+    tfma_accuracy = overall.get(accuracy)
     check = ""
     if r.serving_accuracy is not None and tfma_accuracy is not None:
         agree = abs(r.serving_accuracy - tfma_accuracy) <= ACCURACY_TOLERANCE
@@ -267,6 +332,7 @@ def render_html(r: ReportInputs) -> str:
     figures = "".join(
         f'<figure><img src="{thumbnail_data_uri(s.image.image_bytes)}" alt="{e(s.image.filename)}">'
         f"<figcaption>{e(s.image.filename)}<br>true: {e(r.class_names[s.image.label])}<br>"
+        f"predicted: {e(r.class_names[s.predicted])}<br>"
         f"P(true) = {s.probability_of_label:.3f}</figcaption></figure>" for s in r.worst)
 
     return f"""<!DOCTYPE html>
@@ -298,12 +364,13 @@ def build_report(model_dir: str, evaluation_uri: str, blessing_uri: str, baselin
     baseline = (baseline_lookup.read_baseline_info_at(baseline_uri) if baseline_uri
                 else baseline_lookup.BaselineInfo(False, "no baseline input"))
     scored = score_test_images(model_dir, examples_uri)
-    serving_accuracy = (float(np.mean([s.probability_of_label > 0.5 for s in scored])) if scored else None)
+    serving_accuracy = (float(np.mean([s.predicted == s.image.label for s in scored])) if scored else None)
+    slices = load_tfma_metrics(evaluation_uri, class_names)
     inputs = ReportInputs(
-        model_name=model_name, class_names=class_names,
-        slices=load_tfma_metrics(evaluation_uri, class_names),
+        model_name=model_name, class_names=class_names, slices=slices,
         thresholds=accuracy_thresholds(evaluation_uri),
-        decision=blessing_decision.read_decision(blessing_uri), baseline=baseline,
+        decision=blessing_decision.read_decision(blessing_uri), accuracy_metric=accuracy_metric_of(slices),
+        baseline=baseline,
         worst=worst_classified(scored, num_worst_images), serving_accuracy=serving_accuracy)
     return render_html(inputs), inputs
 
