@@ -52,11 +52,13 @@ def main(argv=None):
     parser.add_argument("--model", choices=sorted(RUN_FNS), required=True)
     parser.add_argument("--config", default="{}", help="the Trainer's custom_config (JSON)")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--name", default=None, help="results sub-folder (default: the model)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.INFO)
-    work_dir = args.work_dir or os.path.join("/tmp", f"bench_training_{args.model}")
+    name = args.name or args.model
+    work_dir = args.work_dir or os.path.join("/tmp", f"bench_training_{name}")
     shutil.rmtree(work_dir, ignore_errors=True)
     config = json.loads(args.config)
 
@@ -77,7 +79,7 @@ def main(argv=None):
         report = json.load(f)
     history = report["history"]
     result.update({
-        "model": args.model, "custom_config": config, "hparams": report["hparams"],
+        "model": args.model, "name": name, "custom_config": config, "hparams": report["hparams"],
         "epochs_run": len(history.get("loss", [])), "phase_starts": report["phase_starts"],
         "final_val_accuracy": history["val_accuracy"][-1] if history.get("val_accuracy") else None,
         "best_val_accuracy": max(history["val_accuracy"]) if history.get("val_accuracy") else None,
@@ -85,7 +87,7 @@ def main(argv=None):
         "train_and_export_seconds": round(trained - prepared, 1),
         "history": history,
     })
-    out_dir = os.path.join(args.results_dir, f"accuracy_{args.model}")
+    out_dir = os.path.join(args.results_dir, f"accuracy_{name}")
     os.makedirs(out_dir, exist_ok=True)
     for png in glob.glob(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "*.png")):
         shutil.copy(png, out_dir)

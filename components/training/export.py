@@ -48,11 +48,14 @@ class ServingModule(tf.Module):
             contract.CLASSES_KEY: tf.gather(self._class_names, class_ids),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT_KEY)])
+    # No Python control flow here: autograph off, so tracing never re-reads the source file.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT_KEY)],
+                 autograph=False)
     def serve_image_bytes(self, image_bytes):
         return self._outputs(image_bytes)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT_KEY)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT_KEY)],
+                 autograph=False)
     def serve_examples(self, examples):
         features = tf.io.parse_example(examples, {contract.IMAGE_KEY: self._image_spec})
         outputs = self._outputs(tf.reshape(features[contract.IMAGE_KEY], [-1]))
