@@ -9,7 +9,9 @@ from apache_beam import version as beam_version
 
 from components import contract
 from components.evaluation.thresholds import BlessingThresholds
-from components.training.hparams import ScratchHParams, Vgg16HParams
+from components.image_shape import ImageShape
+from components.training.hparams import MnistHParams, ScratchHParams, Vgg16HParams
+from pipeline import model_registry
 
 PIPELINE_NAME = "cats-vs-dogs"
 
@@ -31,18 +33,16 @@ class IngestionConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """Evaluator blessing thresholds per model, Pusher warmup and report sizes
-    (see components/evaluation and components/pusher)."""
-    scratch: BlessingThresholds = BlessingThresholds(min_accuracy=0.70)
-    vgg16: BlessingThresholds = BlessingThresholds(min_accuracy=0.90)
+    """Evaluator blessing thresholds per model (one field per model_registry key),
+    Pusher warmup and report sizes (see components/evaluation and components/pusher)."""
+    scratch: BlessingThresholds = model_registry.get("scratch").default_thresholds
+    vgg16: BlessingThresholds = model_registry.get("vgg16").default_thresholds
+    mnist: BlessingThresholds = model_registry.get("mnist").default_thresholds
     num_warmup_requests: int = 5
     num_worst_images: int = 10
 
     def thresholds_for(self, model_name: str) -> BlessingThresholds:
-        by_name = {contract.SCRATCH_MODEL_NAME: self.scratch, contract.VGG16_MODEL_NAME: self.vgg16}
-        if model_name not in by_name:
-            raise ValueError(f"no blessing thresholds for {model_name!r}; known: {sorted(by_name)}")
-        return by_name[model_name]
+        return getattr(self, model_registry.get(model_name).key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +58,18 @@ class PipelineConfig:
     train_models: Sequence[str] = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
     scratch: ScratchHParams = ScratchHParams()
     vgg16: Vgg16HParams = Vgg16HParams()
+    mnist: MnistHParams = MnistHParams()
     evaluation: EvaluationConfig = EvaluationConfig()
     enable_cache: bool = True
+
+    def hparams_for(self, model_name: str):
+        """The hyper-parameters of a model (one field per model_registry key)."""
+        return getattr(self, model_registry.get(model_name).key)
+
+    @property
+    def image_shape(self) -> ImageShape:
+        """What Transform produces: the shape every selected model takes."""
+        return model_registry.image_shape_for(self.train_models)
 
     @classmethod
     def for_local_run(cls, data_root: str, output_dir: str, **overrides) -> "PipelineConfig":

@@ -9,11 +9,11 @@ import logging
 import os
 from typing import Dict, List, Sequence
 
-from components import contract
+from pipeline import model_registry
 from pipeline.configs import PipelineConfig
 
-MODEL_ALIASES = {"scratch": contract.SCRATCH_MODEL_NAME, "vgg16": contract.VGG16_MODEL_NAME}
-HPARAM_SECTIONS = {"scratch": "scratch", "vgg16": "vgg16"}
+MODEL_ALIASES = {model.key: model.served_name for model in model_registry.MODELS}
+HPARAM_SECTIONS = {model.key: model.key for model in model_registry.MODELS}
 
 # A smoke run: every stage runs for real on the shipped sample, with budgets
 # that fit a few minutes on 2 CPU cores. VGG16 uses fast feature extraction
@@ -22,6 +22,8 @@ QUICK_HPARAMS = {
     "scratch": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 16},
     "vgg16": {"feature_extraction": "fast", "feature_extraction_epochs": 15, "fine_tune_epochs": 1,
               "fine_tune_augment": False, "steps_per_epoch": None, "batch_size": 20},
+    # The MNIST convnet is small: the book's own budget (5 epochs) is already quick.
+    "mnist": {},
 }
 
 
@@ -31,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--output-dir", default="outputs/local",
                         help="pipeline root, ML metadata and pushed models go here (default: %(default)s)")
     parser.add_argument("--models", default="scratch,vgg16",
-                        help="comma-separated models to train: scratch, vgg16 (default: %(default)s)")
+                        help="comma-separated models to train: " + ", ".join(MODEL_ALIASES) +
+                             " (default: %(default)s; models taking different image shapes, such as "
+                             "mnist's 28x28x1, need separate runs)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny training budgets (a few minutes on the shipped sample): what `make run` uses")
     parser.add_argument("--set", action="append", default=[], metavar="MODEL.NAME=VALUE",
@@ -117,6 +121,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if args.max_rejected_fraction is not None:
         config = dataclasses.replace(config, ingestion=dataclasses.replace(
             config.ingestion, max_rejected_fraction=args.max_rejected_fraction))
+    model_registry.image_shape_for(config.train_models)  # refuses a mix of image shapes, before the run
     return config
 
 

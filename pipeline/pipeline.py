@@ -12,16 +12,11 @@ from components import contract
 from components.evaluation.pipeline_nodes import create_evaluation_nodes
 from components.explain.component import ExplainGallery
 from components.image_example_gen.component import ImageExampleGen
+from components.image_shape import ImageShape
+from pipeline import model_registry
 from pipeline.configs import PipelineConfig
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
-TRAINER_RUN_FNS = {
-    contract.SCRATCH_MODEL_NAME: "components.training.scratch.run_fn",
-    contract.VGG16_MODEL_NAME: "components.training.vgg16.run_fn",
-}
-TRAINER_IDS = {contract.SCRATCH_MODEL_NAME: "Trainer_scratch", contract.VGG16_MODEL_NAME: "Trainer_vgg16"}
-EXPLAIN_GALLERY_IDS = {contract.SCRATCH_MODEL_NAME: "ExplainGallery_scratch",
-                       contract.VGG16_MODEL_NAME: "ExplainGallery_vgg16"}
 
 
 def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
@@ -39,29 +34,28 @@ def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
     return [example_gen, statistics_gen, schema_gen, example_validator]
 
 
-def create_transform(examples, schema) -> base_node.BaseNode:
+def create_transform(examples, schema, image_shape: ImageShape = ImageShape()) -> base_node.BaseNode:
     """Preprocessing only (no analyzers): Trainers apply the graph to raw examples in
-    tf.data, so nothing is materialised (150x150x3 floats would be ~270 KB per example)."""
+    tf.data, so nothing is materialised (150x150x3 floats would be ~270 KB per example).
+    image_shape (the selected models' input) reaches preprocessing_fn as custom_config."""
     return tfx.components.Transform(
         examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
-        materialize=False, disable_statistics=True)
+        materialize=False, disable_statistics=True, custom_config=image_shape.as_custom_config())
 
 
 def create_trainers(config: PipelineConfig, examples, transform_graph) -> List[base_node.BaseNode]:
     """One Trainer per model in config.train_models: train on `train`, validate on `validation`."""
-    hparams = {contract.SCRATCH_MODEL_NAME: config.scratch, contract.VGG16_MODEL_NAME: config.vgg16}
     trainers = []
     for model_name in config.train_models:
-        if model_name not in TRAINER_RUN_FNS:
-            raise ValueError(f"unknown model {model_name!r}; known: {sorted(TRAINER_RUN_FNS)}")
+        model = model_registry.get(model_name)
         trainers.append(tfx.components.Trainer(
-            run_fn=TRAINER_RUN_FNS[model_name],
+            run_fn=model.run_fn,
             examples=examples,
             transform_graph=transform_graph,
             train_args=tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT]),
             eval_args=tfx.proto.EvalArgs(splits=[contract.EVAL_SPLIT]),
-            custom_config=hparams[model_name].as_custom_config(),
-        ).with_id(TRAINER_IDS[model_name]))
+            custom_config=config.hparams_for(model_name).as_custom_config(),
+        ).with_id(model.trainer_id))
     return trainers
 
 
@@ -69,7 +63,7 @@ def create_explain_galleries(config: PipelineConfig, examples, trainers) -> List
     """After each Trainer: an HTML gallery of Grad-CAM on test images, activations and
     filter patterns (book section 5.4)."""
     return [ExplainGallery(model=trainer.outputs["model"], examples=examples)
-            .with_id(EXPLAIN_GALLERY_IDS[model_name])
+            .with_id(model_registry.get(model_name).explain_gallery_id)
             for model_name, trainer in zip(config.train_models, trainers)]
 
 
@@ -79,7 +73,7 @@ def create_model_gates(config: PipelineConfig, examples, trainers) -> List[base_
     nodes = []
     for model_name, trainer in zip(config.train_models, trainers):
         nodes += create_evaluation_nodes(
-            model_name=model_name, suffix=TRAINER_IDS[model_name].split("_", 1)[1],
+            model_name=model_name, suffix=model_registry.get(model_name).key,
             model=trainer.outputs["model"], examples=examples,
             thresholds=config.evaluation.thresholds_for(model_name),
             serving_model_dir=config.serving_model_dir,
@@ -92,7 +86,8 @@ def create_pipeline(config: PipelineConfig,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
     components = create_data_components(config)
     example_gen, schema_gen = components[0], components[2]
-    transform = create_transform(example_gen.outputs["examples"], schema_gen.outputs["schema"])
+    transform = create_transform(example_gen.outputs["examples"], schema_gen.outputs["schema"],
+                                 config.image_shape)
     trainers = create_trainers(
         config, example_gen.outputs["examples"], transform.outputs["transform_graph"])
     components += [transform] + trainers + create_explain_galleries(

@@ -2,6 +2,7 @@
 gzipped TFRecords of tf.Example laid out like ImageExampleGen's Examples artifact
 (Split-<name>/ folders and class_names.json at the root), and Transform's graph
 built by tf.Transform on Beam from the project's own preprocessing_fn."""
+import functools
 import json
 import os
 from typing import Dict, List, Optional
@@ -67,8 +68,9 @@ def write_examples(image_root: str, examples_dir: str, splits=contract.SPLITS,
     return examples_dir
 
 
-def build_transform_graph(image_path: str, transform_dir: str) -> str:
-    """Runs tf.Transform (AnalyzeDataset, Beam in-process) with the project's preprocessing_fn."""
+def build_transform_graph(image_path: str, transform_dir: str, custom_config: Optional[dict] = None) -> str:
+    """Runs tf.Transform (AnalyzeDataset, Beam in-process) with the project's preprocessing_fn,
+    bound to `custom_config` (Transform's; e.g. ImageShape(...).as_custom_config()) as TFX does."""
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC))
     with open(image_path, "rb") as f:
         instance = {contract.IMAGE_KEY: [f.read()], contract.LABEL_KEY: [0],
@@ -76,7 +78,8 @@ def build_transform_graph(image_path: str, transform_dir: str) -> str:
     with beam.Pipeline(argv=list(LOCAL_BEAM_ARGS)) as pipeline:
         with tft_beam.Context(temp_dir=os.path.join(transform_dir, "tmp")):
             transform_fn = ((pipeline | beam.Create([instance]), metadata)
-                            | tft_beam.AnalyzeDataset(preprocessing_fn))
+                            | tft_beam.AnalyzeDataset(functools.partial(
+                                preprocessing_fn, custom_config=custom_config)))
             _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
     # TFX's Transform also records the raw schema beside the graph (the Trainer reads it).
     metadata_io.write_metadata(metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))

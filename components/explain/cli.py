@@ -65,12 +65,15 @@ def explain(args) -> None:
     from components.explain import activations, filters, gradcam, images, render
     from components.explain.model_graph import ModelGraph, first_conv_of_each_block
     from components.explain.model_loading import load_keras_model
+    from components.image_shape import ImageShape
 
     class_names = _names(args.class_names)
     requested_class = _class_index(args.class_, class_names)
-    image = images.load_image(args.image)
+    if not os.path.isfile(args.image):
+        images.load_image(args.image)  # fails at once, naming the file, before the model loads
     started = time.monotonic()
     graph = ModelGraph(load_keras_model(args.model))
+    image = images.load_image(args.image, ImageShape.of(graph.input_shape))
     _say(f"model '{graph.model.name}': {len(graph.conv_layers)} conv layers "
          f"({time.monotonic() - started:.1f}s to load)")
 

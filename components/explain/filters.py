@@ -35,7 +35,7 @@ class FilterPatterns:
     layer: str
     filter_indices: np.ndarray
     patterns: np.ndarray
-    """float32 [n, size, size, 3]: the ascended inputs (deprocess them for display)."""
+    """float32 [n, size, size, channels]: the ascended inputs (deprocess them for display)."""
     initial_activation: np.ndarray
     """float32 [n]: each filter's mean activation on its starting image."""
     final_activation: np.ndarray
@@ -75,6 +75,7 @@ def filter_patterns(graph: ModelGraph, layer: str, filter_count: int = 64,
     progress(done, total) is called after each batch of filters."""
     feature_model = graph.feature_model([layer], any_size=True)
     n_channels = feature_model.outputs[0].shape[-1]
+    image_channels = feature_model.inputs[0].shape[-1]
     indices = np.arange(min(filter_count, n_channels))
     rng = np.random.default_rng(config.seed)
     ascend, mean_activation = _ascent_functions(feature_model, config)
@@ -82,7 +83,7 @@ def filter_patterns(graph: ModelGraph, layer: str, filter_count: int = 64,
     for start in range(0, len(indices), config.batch_size):
         batch = indices[start:start + config.batch_size]
         images = (config.grey + rng.uniform(0, config.noise, (len(batch), config.size,
-                                                               config.size, 3))).astype(np.float32)
+                                                               config.size, image_channels))).astype(np.float32)
         mask = tf.one_hot(batch, n_channels)[:, tf.newaxis, tf.newaxis, :]
         images = tf.convert_to_tensor(images)
         try:

@@ -22,6 +22,7 @@ from components.explain import activations, filters, images, render
 from components.explain.examples_io import LabelledImage
 from components.explain.gradcam import GradCam
 from components.explain.model_graph import ModelGraph, first_conv_of_each_block
+from components.image_shape import ImageShape
 
 INDEX_FILE = "index.html"
 SUMMARY_FILE = "summary.json"
@@ -145,7 +146,8 @@ def build_gallery(graph: ModelGraph, examples: Sequence[LabelledImage], class_na
     activation_layer = config.activation_layer or graph.conv_layers[0]
     filter_layer = config.filter_layer or _second_block_conv(graph)
     graph.check_layers([activation_layer, filter_layer], graph.feature_layers)
-    decoded = [images.explain_image_from_bytes(e.image_bytes, e.filename) for e in examples]
+    shape = ImageShape.of(graph.input_shape)
+    decoded = [images.explain_image_from_bytes(e.image_bytes, e.filename, shape) for e in examples]
     inputs = np.stack([d.model_input for d in decoded])
 
     cam = GradCam(graph)
@@ -155,7 +157,7 @@ def build_gallery(graph: ModelGraph, examples: Sequence[LabelledImage], class_na
         log(f"Grad-CAM {min(start + config.batch_size, len(inputs))}/{len(inputs)} images")
     entries = [GalleryEntry(filename=e.filename, label=e.label, predicted=r.class_index,
                             probability=r.class_score,
-                            gradcam=render.superimpose(d.original, r.heatmap))
+                            gradcam=render.superimpose(render.enlarge_small(d.original), r.heatmap))
                for e, d, r in zip(examples, decoded, results)]
     entries.sort(key=lambda e: (not e.misclassified, e.filename))
 

@@ -2,8 +2,8 @@
 
 The model input must be exactly what the Trainer saw, so it comes from
 Transform's own function (components.preprocessing.decode_image: decode,
-resize to contract.IMAGE_HEIGHT x IMAGE_WIDTH, scale to [0, 1]). The original
-(full resolution, uint8) is kept for Grad-CAM's superimposed picture.
+resize to the model's input height x width x channels, scale to [0, 1]). The
+original (full resolution, uint8 RGB) is kept for Grad-CAM's superimposed picture.
 """
 import dataclasses
 import os
@@ -14,6 +14,7 @@ from PIL import Image
 
 from components import contract, preprocessing
 from components.explain.errors import ImageDecodeError
+from components.image_shape import BOOK_IMAGE_SHAPE, ImageShape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +23,7 @@ class ExplainImage:
     original: np.ndarray
     """uint8 [height, width, 3] as decoded."""
     model_input: np.ndarray
-    """float32 [IMAGE_HEIGHT, IMAGE_WIDTH, 3] in [0, 1]."""
+    """float32 [height, width, channels] in [0, 1]: the model's input shape."""
 
 
 def _decode_error(source: str, error: tf.errors.OpError) -> ImageDecodeError:
@@ -31,14 +32,15 @@ def _decode_error(source: str, error: tf.errors.OpError) -> ImageDecodeError:
         f"expected one of {', '.join(contract.IMAGE_EXTENSIONS)}")
 
 
-def explain_image_from_bytes(image_bytes: bytes, source: str) -> ExplainImage:
+def explain_image_from_bytes(image_bytes: bytes, source: str,
+                             shape: ImageShape = BOOK_IMAGE_SHAPE) -> ExplainImage:
     """Original and model input of a JPEG/PNG file's bytes; ImageDecodeError naming
     `source` for anything else."""
     if not image_bytes:
         raise ImageDecodeError(f"{source}: empty file, expected a JPEG or PNG image")
     encoded = tf.constant(image_bytes)
     try:
-        model_input = preprocessing.decode_image(encoded).numpy()
+        model_input = preprocessing.decode_image(encoded, shape).numpy()
         original = tf.io.decode_image(encoded, channels=contract.IMAGE_CHANNELS,
                                       expand_animations=False).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
@@ -46,11 +48,11 @@ def explain_image_from_bytes(image_bytes: bytes, source: str) -> ExplainImage:
     return ExplainImage(source=source, original=original, model_input=model_input)
 
 
-def load_image(path: str) -> ExplainImage:
+def load_image(path: str, shape: ImageShape = BOOK_IMAGE_SHAPE) -> ExplainImage:
     if not os.path.isfile(path):
         raise ImageDecodeError(f"{path}: no such image file")
     with open(path, "rb") as f:
-        return explain_image_from_bytes(f.read(), path)
+        return explain_image_from_bytes(f.read(), path, shape)
 
 
 def save_png(image: np.ndarray, path: str) -> str:

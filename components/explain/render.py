@@ -25,10 +25,22 @@ def normalise_channel(channel: np.ndarray) -> np.ndarray:
 
 
 def deprocess_pattern(pattern: np.ndarray) -> np.ndarray:
-    """The book's deprocess_image: a gradient-ascent input -> displayable uint8 RGB."""
+    """The book's deprocess_image: a gradient-ascent input -> displayable uint8 RGB
+    (a grayscale model's one channel is shown as grey)."""
     x = pattern.astype(np.float64) - pattern.mean()
     x /= x.std() + 1e-5
-    return (np.clip(x * 0.1 + 0.5, 0, 1) * 255).astype(np.uint8)
+    image = (np.clip(x * 0.1 + 0.5, 0, 1) * 255).astype(np.uint8)
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+
+
+def enlarge_small(image: np.ndarray, min_side: int = 224) -> np.ndarray:
+    """An image smaller than min_side (a 28x28 digit) scaled up by a whole factor,
+    pixels kept sharp, so that a heatmap over it can be seen."""
+    side = max(image.shape[:2])
+    if side >= min_side:
+        return image
+    factor = -(-min_side // side)
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
 def tile(tiles: Sequence[np.ndarray], per_row: int, margin: int, fill: int = 0) -> np.ndarray:

@@ -11,6 +11,7 @@ import tensorflow_transform as tft
 from absl import logging
 
 from components import contract
+from components.image_shape import ImageShape
 from components.training import data, plots
 from components.training.augmentation import augment_images
 from components.training.export import export_model
@@ -57,6 +58,28 @@ class TrainingInputs:
         self.train = data.InputSpec(fn_args.train_files, self.raw_feature_spec, self.transform)
         self.eval = data.InputSpec(fn_args.eval_files, self.raw_feature_spec, self.transform)
         self.class_names = load_class_names(fn_args.train_files)
+        self.image_shape = transformed_image_shape(self.tf_transform_output)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def require_image_shape(self, expected: ImageShape, model_title: str) -> None:
+        """A model built for one input shape cannot train on another Transform output."""
+        if self.image_shape != expected:
+            raise ValueError(
+                f"{model_title} takes {expected} images, but Transform produces {self.image_shape}: "
+                f"set Transform's custom_config image_shape to {expected} (the pipeline does this "
+                "from the selected models; models needing different shapes cannot share one run)")
+
+
+def transformed_image_shape(tf_transform_output) -> ImageShape:
+    """[height, width, channels] of Transform's image output (from its transformed schema)."""
+    spec = tf_transform_output.transformed_feature_spec().get(contract.TRANSFORMED_IMAGE_KEY)
+    if spec is None or len(spec.shape) != 3:
+        raise ValueError(f"Transform's output lacks a [height, width, channels] feature "
+                         f"{contract.TRANSFORMED_IMAGE_KEY!r}; found {spec}")
+    return ImageShape.of(spec.shape)
 
 
 class ProgressLogger(keras.callbacks.Callback):
@@ -102,6 +125,17 @@ def compile_binary(model: keras.Model, learning_rate: float):
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
                   loss="binary_crossentropy",
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+
+
+def compile_classifier(model: keras.Model, learning_rate: float, n_classes: int):
+    """RMSprop; binary cross-entropy on a sigmoid head (two classes), sparse
+    categorical cross-entropy on a softmax head (more; labels stay class indices)."""
+    if n_classes == 2:
+        compile_binary(model, learning_rate)
+        return
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy",
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
 def history_to_lists(history: keras.callbacks.History) -> Dict[str, List[float]]:

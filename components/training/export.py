@@ -30,7 +30,12 @@ class ServingModule(tf.Module):
         self.tft_layer = tft_layer
         self._image_spec = raw_feature_spec[contract.IMAGE_KEY]
         self._class_names = tf.constant(list(class_names), tf.string)
-        self._binary = len(class_names) == 2 and model.outputs[0].shape[-1] == 1
+        units = model.outputs[0].shape[-1]
+        self._binary = len(class_names) == 2 and units == 1
+        if not self._binary and units != len(class_names):
+            raise ValueError(f"the model outputs {units} scores but the data has {len(class_names)} "
+                             f"classes {list(class_names)}: expected one sigmoid unit for two "
+                             "classes or one softmax unit per class")
 
     def _outputs(self, image_bytes: tf.Tensor) -> Dict[str, tf.Tensor]:
         raw = {contract.IMAGE_KEY: _as_raw_feature(image_bytes, self._image_spec)}

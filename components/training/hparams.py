@@ -128,6 +128,24 @@ class Vgg16HParams(_CustomConfig):
         return 0.5 if self.feature_extraction == FEATURE_EXTRACTION_FAST else 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class MnistHParams(_CustomConfig):
+    """Listings 5.1-5.3: the small MNIST convnet, RMSprop, 5 epochs of batches of 64."""
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    """RMSprop's default, as `optimizer='rmsprop'` in listing 5.3."""
+    steps_per_epoch: Optional[int] = None
+    """None: one pass over the training split per epoch, as model.fit on arrays."""
+    validation_steps: Optional[int] = None
+    shuffle_buffer: int = 10000
+    seed: Optional[int] = None
+
+    def __post_init__(self):
+        _check_positive(self, "epochs", "batch_size", "shuffle_buffer", "learning_rate")
+        _check_positive_or_none(self, "steps_per_epoch", "validation_steps")
+
+
 def _check_positive(params, *names):
     for name in names:
         if getattr(params, name) <= 0:

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training import common, data
 from components.training.hparams import FEATURE_EXTRACTION_FAST, Vgg16HParams
 from components.training.models import Vgg16Parts
@@ -81,10 +82,12 @@ def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, pha
 
 def train(hp: Vgg16HParams, inputs: common.TrainingInputs):
     """Both phases; returns (parts, merged history, phase start epochs)."""
+    inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
     common.seed_everything(hp.seed)
+    n_classes = inputs.n_classes
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
     with common.distribution_strategy().scope():
-        parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout)
+        parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes)
         cache = None
         if fast or (hp.fine_tune_epochs and not hp.fine_tune_augment):
             cut = LAST_BASE_LAYER if not hp.fine_tune_epochs or hp.fine_tune_augment else \
@@ -100,12 +103,12 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs):
             logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
             if fast:
                 _, top = parts.split_at(LAST_BASE_LAYER)
-                common.compile_binary(top, hp.feature_extraction_learning_rate)
+                common.compile_classifier(top, hp.feature_extraction_learning_rate, n_classes)
                 train_features, eval_features = cache.at(parts, LAST_BASE_LAYER)
                 histories.append(fit_on_features(top, train_features, eval_features, hp,
                                                  hp.feature_extraction_epochs, phase))
             else:
-                common.compile_binary(parts.model, hp.feature_extraction_learning_rate)
+                common.compile_classifier(parts.model, hp.feature_extraction_learning_rate, n_classes)
                 histories.append(fit_end_to_end(parts, inputs, hp, hp.feature_extraction_epochs, phase))
 
         if hp.fine_tune_epochs:
@@ -114,11 +117,11 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs):
             parts.unfreeze_from(hp.fine_tune_from)
             logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
             if hp.fine_tune_augment:
-                common.compile_binary(parts.model, hp.fine_tune_learning_rate)
+                common.compile_classifier(parts.model, hp.fine_tune_learning_rate, n_classes)
                 histories.append(fit_end_to_end(parts, inputs, hp, hp.fine_tune_epochs, phase))
             else:
                 _, top = parts.split_at(cache.cut)
-                common.compile_binary(top, hp.fine_tune_learning_rate)
+                common.compile_classifier(top, hp.fine_tune_learning_rate, n_classes)
                 histories.append(fit_on_features(top, cache.train, cache.eval, hp,
                                                  hp.fine_tune_epochs, phase))
     return parts, common.concat_histories(*histories), phase_starts
