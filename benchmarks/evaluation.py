@@ -26,6 +26,7 @@ from pipeline.configs import EvaluationConfig
 MODELS = {"scratch": contract.SCRATCH_MODEL_NAME, "vgg16": contract.VGG16_MODEL_NAME}
 TRAINING_WORK_DIR = "/tmp/bench_training_{model}"
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-evaluation.md")
+RESULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "evaluation_{model}.json")
 COMMAND = "nice -n 10 .venv/bin/python -m benchmarks.evaluation"
 SHOWN_METRICS = ("example_count", "binary_accuracy", "auc", "precision", "recall",
                  "binary_crossentropy", "calibration")
@@ -137,7 +138,14 @@ def main(argv=None):
     for model in args.models:
         result = benchmark_model(model, args.work_dir, args.saved_model, args.examples)
         print(json.dumps(result, indent=1, default=str), flush=True)
-        results.append(result)
+        os.makedirs(os.path.dirname(RESULT_JSON), exist_ok=True)
+        with open(RESULT_JSON.format(model=model), "w") as file:
+            json.dump(result, file, indent=1, default=str)
+    # the table shows every model benchmarked so far, so models can be run one at a time
+    for model in sorted(MODELS):
+        if os.path.exists(RESULT_JSON.format(model=model)):
+            with open(RESULT_JSON.format(model=model)) as file:
+                results.append(json.load(file))
     write_results(results)
     return results
 
