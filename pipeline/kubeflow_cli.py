@@ -15,9 +15,9 @@ import urllib.error
 import urllib.request
 from typing import Dict, Mapping, Optional, Sequence
 
-from components import contract
+from pipeline import model_registry
 
-MODEL_CHOICES = {"scratch": contract.SCRATCH_MODEL_NAME, "vgg16": contract.VGG16_MODEL_NAME}
+MODEL_CHOICES = {model.key: model.served_name for model in model_registry.MODELS}
 
 
 class KfpError(Exception):
@@ -77,7 +77,7 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serving-volume-claim", help="PersistentVolumeClaim mounted at "
                         "--serving-model-dir in every task; '' for none (gs:// model dir)")
     parser.add_argument("--models", type=_models, help="models to train, comma-separated: "
-                        "scratch,vgg16 (default: both)")
+                        f"{','.join(MODEL_CHOICES)} (default: scratch,vgg16)")
     parser.add_argument("--gpus", type=int, help="GPUs per Trainer pod (0: CPU training; default 1)")
     parser.add_argument("--gpu-resource", help="extended resource name (default nvidia.com/gpu)")
     parser.add_argument("--gpu-node-selector", type=_key_value, action="append", metavar="KEY=VALUE",

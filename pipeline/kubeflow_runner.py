@@ -21,7 +21,7 @@ from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.kubeflow.v2 import compiler_utils, kubeflow_v2_dag_runner
 
 from components import contract
-from pipeline import configs, kubeflow_platform
+from pipeline import configs, kubeflow_platform, model_registry
 from pipeline.pipeline import create_pipeline
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -138,11 +138,10 @@ class KubeflowConfig:
         if self.gpu.count < 0:
             raise ValueError(f"GPU count must be >= 0, got {self.gpu.count}")
         for model in self.train_models:
-            if model not in (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME):
-                raise ValueError(f"unknown model {model!r}; choose from "
-                                 f"{contract.SCRATCH_MODEL_NAME}, {contract.VGG16_MODEL_NAME}")
+            model_registry.get(model)  # ValueError naming the known models
         if not self.train_models:
             raise ValueError("train_models is empty: the pipeline must train at least one model")
+        model_registry.image_shape_for(self.train_models)  # one Transform: no mix of image shapes
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,8 @@ QUICK_HPARAMS = {
     "scratch": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 16},
     "vgg16": {"feature_extraction": "fast", "feature_extraction_epochs": 15, "fine_tune_epochs": 1,
               "fine_tune_augment": False, "steps_per_epoch": None, "batch_size": 20},
-    # The MNIST convnet is small: the book's own budget (5 epochs) is already quick.
+    # The MNIST convnet is small: the book's budget (5 epochs) stays. On the 1,078
+    # scikit-learn digits that is only 85 steps; --set mnist.epochs=20 passes its 0.97 gate.
     "mnist": {},
 }
 

@@ -78,5 +78,5 @@ def image_shape_for(model_names: Sequence[str]) -> ImageShape:
         by_shape = "; ".join(f"{shape}: " + ", ".join(m.key for m in entries if m.image_shape == shape)
                              for shape in sorted(shapes, key=str))
         raise ValueError(f"the selected models take different image shapes ({by_shape}); one run "
-                         "has one Transform graph, so train them in separate runs (separate --output-dir)")
+                         "has one Transform graph, so train them in separate runs (locally: separate --output-dir)")
     return entries[0].image_shape

@@ -38,8 +38,12 @@ def eval_config_for_data(input_dict, exec_properties):
     if suited is config:
         return exec_properties
     kind = "multi-class" if eval_configs.is_multiclass(suited) else "binary"
+    thresholds = eval_configs.blessing_thresholds(suited)
     logging.info("Evaluator: %d classes in the data: %s metrics, thresholds kept (%s)",
-                 len(class_names), kind, eval_configs.blessing_thresholds(suited))
+                 len(class_names), kind, thresholds)
+    # Which metrics gate the push is worth seeing even when INFO logs are filtered.
+    print(f"Evaluator: {len(class_names)} classes in the data: {kind} metrics "
+          f"(accuracy >= {thresholds.min_accuracy})", flush=True)
     return dict(exec_properties, **{standard_component_specs.EVAL_CONFIG_KEY: json_format.MessageToJson(suited)})
 
 class Executor(evaluator_executor.Executor):
