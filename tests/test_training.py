@@ -126,3 +126,17 @@ def test_vgg16_fast_feature_extraction_and_cached_fine_tuning_export_an_image_mo
 def test_missing_class_names_file_is_reported(pipeline_inputs, tmp_path):
     with pytest.raises(FileNotFoundError, match="class_names.json"):
         common.load_class_names([str(tmp_path / "Split-train" / "*")])
+
+
+def test_vgg16_book_route_trains_end_to_end_on_augmented_images(pipeline_inputs, tmp_path):
+    """Listings 5.21/5.22: frozen base inside the model, then block 5 unfrozen, both augmented."""
+    examples, transform = pipeline_inputs
+    fn_args = training_support.fn_args(examples, transform, str(tmp_path), {
+        "weights": WEIGHTS_NONE, "feature_extraction": "augmented", "feature_extraction_epochs": 1,
+        "fine_tune_epochs": 1, "fine_tune_augment": True, "steps_per_epoch": 1, "batch_size": 2})
+    vgg16.run_fn(fn_args)
+    report_dir = os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR)
+    with open(os.path.join(report_dir, "history.json")) as f:
+        assert len(json.load(f)["history"]["val_accuracy"]) == 2
+    assert os.path.exists(os.path.join(report_dir, "augmentation.png"))
+    assert tf.saved_model.load(fn_args.serving_model_dir).signatures[contract.SERVING_SIGNATURE] is not None
