@@ -28,6 +28,15 @@ RUN_FNS = {
 }
 DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 EVAL_BATCH = 50
+# What `make bench` runs when no --model is given: the runs in RESULTS-training.md.
+RECORDED_RUNS = (
+    ("vgg16_fast_feature_extraction", "vgg16", {"weights": "offline", "feature_extraction": "fast",
+                                                "feature_extraction_epochs": 30, "fine_tune_epochs": 0, "seed": 1}),
+    ("vgg16", "vgg16", {"weights": "offline", "feature_extraction": "fast", "feature_extraction_epochs": 30,
+                        "fine_tune_epochs": 15, "fine_tune_augment": False, "seed": 1}),
+    ("scratch_long", "scratch", {"epochs": 300, "steps_per_epoch": None, "learning_rate": 0.001,
+                                 "time_budget_minutes": 68, "seed": 3}),
+)
 
 
 def test_accuracy(export_dir: str, examples_dir: str) -> dict:
@@ -49,13 +58,18 @@ def test_accuracy(export_dir: str, examples_dir: str) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(RUN_FNS), required=True)
+    parser.add_argument("--model", choices=sorted(RUN_FNS),
+                        help="one run; without it, every run recorded in RESULTS-training.md (hours on a CPU)")
     parser.add_argument("--config", default="{}", help="the Trainer's custom_config (JSON)")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--name", default=None, help="results sub-folder (default: the model)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
+    if args.model is None:
+        for name, model, config in RECORDED_RUNS:
+            main(["--model", model, "--name", name, "--config", json.dumps(config), "--data-dir", args.data_dir])
+        return
     logging.set_verbosity(logging.INFO)
     name = args.name or args.model
     work_dir = args.work_dir or os.path.join("/tmp", f"bench_training_{name}")
