@@ -9,6 +9,8 @@ import logging
 import os
 from typing import Dict, List, Sequence
 
+from absl import logging as absl_logging
+
 from pipeline import model_registry
 from pipeline.configs import PipelineConfig
 
@@ -137,6 +139,8 @@ def run_pipeline(config: PipelineConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # absl (which TFX and the Trainers log through) drops INFO unless told, as in TFX's templates.
+    absl_logging.set_verbosity(absl_logging.INFO)
     if not args.verbose:
         for handler in logging.getLogger().handlers:
             handler.addFilter(ProgressLogFilter())
