@@ -150,9 +150,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"run-local: {error}")
         return 2
     run_pipeline(config)
+    from components.evaluation import run_summary  # pylint: disable=import-outside-toplevel
     print(f"Pipeline outputs: {config.pipeline_root}")
     print(f"ML metadata:      {config.metadata_path}")
     print(f"Served models:    {config.serving_model_dir}")
+    for line in run_summary.summary_lines(config.metadata_path):
+        print(line)
     if args.serve_and_predict:
         from serving import smoke  # pylint: disable=import-outside-toplevel
         try:

@@ -58,3 +58,5 @@ def test_each_model_is_pushed_and_served_or_refused_with_a_reason(quick_run):
             assert re.search(rf"NOT pushing {name}: .*(below|worse)", log), f"{name}: no push and no reason"
     assert re.search(r"Explanation gallery .*ExplainGallery_vgg16/.*index\.html", log)
     assert re.search(r"Evaluation report for cats_vs_dogs_vgg16: .*\.html", log)
+    # the closing summary, read back from ML Metadata
+    assert re.search(r"^cats_vs_dogs_vgg16: evaluation report .*\.html$", log, re.MULTILINE)
