@@ -21,10 +21,10 @@ from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import artifact, standard_artifacts
+from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from components import contract
+from components import contract, html_artifact
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
 from components.evaluation import examples_io
@@ -49,16 +49,9 @@ THUMBNAIL_SIZE = 128
 ACCURACY_TOLERANCE = 1e-6
 
 
-class HtmlReport(artifact.Artifact):
-    """An HTML page. The type name is KFP v2's system.HTML: its UI renders the
-    file at the artifact's URI. Locally TFX makes the URI a directory, and the
-    page is <uri>/evaluation_report.html (components/explain does the same)."""
-    TYPE_NAME = "system.HTML"
-
-
 def write_page(page: str, uri: str) -> str:
     """Writes the page at the URI (KFP) or into it (a local directory); returns its path."""
-    path = os.path.join(uri, REPORT_FILE) if tf.io.gfile.isdir(uri) else uri
+    path = html_artifact.page_path(uri, REPORT_FILE)
     with tf.io.gfile.GFile(path, "w") as file:
         file.write(page)
     return path
@@ -382,7 +375,7 @@ def EvaluationReport(
         model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
         baseline_model: InputArtifact[standard_artifacts.Model],
         examples: InputArtifact[standard_artifacts.Examples],
-        report: OutputArtifact[HtmlReport],
+        report: OutputArtifact[html_artifact.HtmlPage],
         model_name: Parameter[str],
         num_worst_images: Parameter[int] = 10,
 ) -> None:

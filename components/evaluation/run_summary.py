@@ -6,6 +6,7 @@ from typing import Dict, List
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import html_artifact
 from components.evaluation import report
 from components.pusher import component as pusher
 
@@ -37,7 +38,7 @@ def summary_lines(sqlite_path: str) -> List[str]:
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     store = metadata_store.MetadataStore(config)
     pushes = _latest_by_model(store.get_artifacts_by_type(PUSHED_MODEL_TYPE))
-    reports = _latest_by_model(a for a in store.get_artifacts_by_type(report.HtmlReport.TYPE_NAME)
+    reports = _latest_by_model(a for a in store.get_artifacts_by_type(html_artifact.HtmlPage.TYPE_NAME)
                                if report.REPORT_PATH_PROPERTY in a.custom_properties)
     lines = []
     for name in sorted(set(pushes) | set(reports)):

@@ -1,7 +1,7 @@
 """ExplainGallery: a TFX component (Python-function style) run after each Trainer.
 
 Inputs: the Trainer's model and ImageExampleGen's examples (the test split);
-output: an ExplanationGallery artifact, an HTML page with Grad-CAM of a fixed
+output: an HtmlPage artifact (components/html_artifact.py), an HTML page with Grad-CAM of a fixed
 set of test images (misclassified first), one activation grid and one layer's
 filter patterns. Its type name is KFP v2's `system.HTML`, so Kubeflow's UI
 renders the page (it reads the file at the artifact's URI); locally the
@@ -15,14 +15,10 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
 from components import contract
+from components.html_artifact import HtmlPage
 from components.explain import examples_io, gallery
 from components.explain.model_graph import ModelGraph
 from components.explain.model_loading import load_keras_model
-
-
-class ExplanationGallery(tfx.dsl.Artifact):
-    """A self-contained HTML page of explanations (KFP v2's HTML artifact type)."""
-    TYPE_NAME = "system.HTML"
 
 
 GALLERY_DEFAULTS = gallery.GalleryConfig()
@@ -32,7 +28,7 @@ GALLERY_DEFAULTS = gallery.GalleryConfig()
 def ExplainGallery(
         model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
         examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-        gallery_page: tfx.dsl.components.OutputArtifact[ExplanationGallery],
+        gallery_page: tfx.dsl.components.OutputArtifact[HtmlPage],
         max_images: tfx.dsl.components.Parameter[int] = GALLERY_DEFAULTS.max_images,
         activation_layer: tfx.dsl.components.Parameter[str] = GALLERY_DEFAULTS.activation_layer,
         filter_layer: tfx.dsl.components.Parameter[str] = GALLERY_DEFAULTS.filter_layer,
