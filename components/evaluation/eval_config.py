@@ -70,19 +70,20 @@ def build_eval_config(thresholds: BlessingThresholds, n_classes: int = 2) -> con
         _metric("ConfusionMatrixAtThresholds", "{" + confusion + "}"),
         _metric("CalibrationPlot"),
     ]
+    return _eval_config(contract.POSITIVE_PROBABILITY_KEY, metrics)
+
+
+def _eval_config(prediction_key: str, metrics) -> config_pb2.EvalConfig:
+    """The model's tf.Example signature, overall and by-label slices, these metrics."""
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(
             signature_name=contract.EXAMPLES_SIGNATURE,
             label_key=contract.LABEL_KEY,
-            prediction_key=contract.POSITIVE_PROBABILITY_KEY,
+            prediction_key=prediction_key,
         )],
-        slicing_specs=_slices(),
+        slicing_specs=[config_pb2.SlicingSpec(), config_pb2.SlicingSpec(feature_keys=[contract.LABEL_KEY])],
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
     )
-
-
-def _slices():
-    return [config_pb2.SlicingSpec(), config_pb2.SlicingSpec(feature_keys=[contract.LABEL_KEY])]
 
 
 def build_multiclass_eval_config(thresholds: BlessingThresholds, n_classes: int) -> config_pb2.EvalConfig:
@@ -102,15 +103,7 @@ def build_multiclass_eval_config(thresholds: BlessingThresholds, n_classes: int)
         _metric("SparseCategoricalCrossentropy"),
         _metric(MULTICLASS_CONFUSION, f'"thresholds": [{ARGMAX_THRESHOLD}]'),
     ]
-    return config_pb2.EvalConfig(
-        model_specs=[config_pb2.ModelSpec(
-            signature_name=contract.EXAMPLES_SIGNATURE,
-            label_key=contract.LABEL_KEY,
-            prediction_key=contract.PROBABILITIES_KEY,
-        )],
-        slicing_specs=_slices(),
-        metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
-    )
+    return _eval_config(contract.PROBABILITIES_KEY, metrics)
 
 
 def is_multiclass(config: config_pb2.EvalConfig) -> bool:
