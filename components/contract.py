@@ -65,5 +65,8 @@ KERAS_MODEL_PATH = "keras/model.keras"
 """Inside every exported SavedModel directory: the trained Keras 3 model, for
 explanations (Grad-CAM needs its layers). TF Serving ignores the folder."""
 
+KERAS_CLASS_NAMES_PATH = "keras/class_names.json"
+"""Beside the Keras model: its class names in label order (JSON list)."""
+
 TRAINING_REPORT_DIR = "training_report"
 """Inside the Trainer's model_run artifact: curves and augmentation grids (PNG)."""

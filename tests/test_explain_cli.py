@@ -58,7 +58,7 @@ def test_class_option_by_name_and_chosen_layers(tmp_path, capsys):
                       str(tmp_path / "squares.png"))
     out = tmp_path / "out"
     assert explain("--model", model_file, "--image", image, "--out", str(out), "--what", "gradcam",
-                   "activations", "--layers", "evidence_pool", "--class", "cats") == 0
+                   "activations", "--layers", "evidence_pool", "--class", "cats", "--class-names", "cats,dogs") == 0
     stdout = capsys.readouterr().out
     assert "for class 'cats'" in stdout
     assert os.listdir(out / "activations") == ["00_evidence_pool.png"]
@@ -91,7 +91,7 @@ def test_refuses_a_filter_size_too_small_for_the_layer(scratch_export, tmp_path,
 def test_refuses_an_unknown_class(scratch_export, tmp_path, capsys):
     assert explain("--model", scratch_export, "--image", SAMPLE_CAT, "--out", str(tmp_path / "o"),
                    "--class", "horses") == 2
-    assert "'horses' is neither a class name (cats, dogs)" in capsys.readouterr().err
+    assert "'horses' is neither a class name (0, 1)" in capsys.readouterr().err
 
 
 def test_refuses_a_missing_keras_model(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Explanations of a real Trainer export: the model behind `catsdogs explain`
 sees exactly what the served model sees."""
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,5 +51,7 @@ def test_cli_explains_the_export(trainer_export, tmp_path, capsys):
     image = training_support.image_files(SAMPLE_DIR, contract.TEST_SPLIT, 1)["dogs"][0]
     assert cli.main(["explain", "--model", trainer_export, "--image", image, "--out", str(tmp_path),
                      "--what", "gradcam", "activations"]) == 0
-    assert "Grad-CAM over conv2d_4" in capsys.readouterr().out
+    stdout = capsys.readouterr().out
+    assert "Grad-CAM over conv2d_4" in stdout
+    assert re.search(r"for class '(cats|dogs)'", stdout), stdout  # the names the Trainer saved
     assert (tmp_path / "gradcam.png").exists() and len(os.listdir(tmp_path / "activations")) == 8

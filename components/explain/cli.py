@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--gradcam-layer", help="conv layer for Grad-CAM (default: the last one)")
     parser.add_argument("--class", dest="class_", metavar="CLASS",
                         help="class to explain, by name or index (default: the predicted class)")
-    parser.add_argument("--class-names", default=",".join(contract.CATS_VS_DOGS_CLASSES),
-                        help="comma-separated class names in label order (default: %(default)s)")
+    parser.add_argument("--class-names", default=None,
+                        help="comma-separated class names in label order (default: the names the "
+                             "Trainer saved with the model, else the label numbers)")
 
 
 def _class_index(value: Optional[str], class_names: Sequence[str]) -> Optional[int]:
@@ -64,15 +65,16 @@ def _say(message: str) -> None:
 def explain(args) -> None:
     from components.explain import activations, filters, gradcam, images, render
     from components.explain.model_graph import ModelGraph, first_conv_of_each_block
-    from components.explain.model_loading import load_keras_model
+    from components.explain.model_loading import load_class_names, load_keras_model
     from components.image_shape import ImageShape
 
-    class_names = _names(args.class_names)
-    requested_class = _class_index(args.class_, class_names)
     if not os.path.isfile(args.image):
         images.load_image(args.image)  # fails at once, naming the file, before the model loads
     started = time.monotonic()
     graph = ModelGraph(load_keras_model(args.model))
+    class_names = _names(args.class_names) or load_class_names(args.model) or [
+        str(index) for index in range(max(2, int(graph.model.outputs[0].shape[-1])))]
+    requested_class = _class_index(args.class_, class_names)
     image = images.load_image(args.image, ImageShape.of(graph.input_shape))
     _say(f"model '{graph.model.name}': {len(graph.conv_layers)} conv layers "
          f"({time.monotonic() - started:.1f}s to load)")

@@ -6,8 +6,9 @@ contract.KERAS_MODEL_PATH; a Trainer model artifact directory (export under
 Format-Serving/); a served model's directory (<serving base>/<name>/) whose
 highest integer version is used.
 """
+import json
 import os
-from typing import List
+from typing import List, Optional
 
 import keras
 import tensorflow as tf
@@ -61,3 +62,13 @@ def load_keras_model(path: str, safe_mode: bool = True) -> keras.Model:
     """Load the Keras model behind `path` (see module doc), without its optimizer."""
     model_file = resolve_keras_model_file(path)
     return keras.saving.load_model(model_file, compile=False, safe_mode=safe_mode)
+
+
+def load_class_names(path: str) -> Optional[List[str]]:
+    """The class names the Trainer saved beside the Keras model, or None (older exports)."""
+    names_file = os.path.join(os.path.dirname(resolve_keras_model_file(path)),
+                              os.path.basename(contract.KERAS_CLASS_NAMES_PATH))
+    if not tf.io.gfile.exists(names_file):
+        return None
+    with tf.io.gfile.GFile(names_file) as file:
+        return [str(name) for name in json.load(file)]

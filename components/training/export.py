@@ -6,6 +6,7 @@ Signatures (components/contract.py):
   `probability` (P(class 1)) for two-class models, for TFMA.
 The trained Keras model is saved beside it at contract.KERAS_MODEL_PATH.
 """
+import json
 import os
 from typing import Dict, Sequence
 
@@ -80,4 +81,6 @@ def export_model(model, tft_layer, raw_feature_spec, class_names, export_dir: st
     keras_path = os.path.join(export_dir, contract.KERAS_MODEL_PATH)
     tf.io.gfile.makedirs(os.path.dirname(keras_path))
     model.save(keras_path)
+    with tf.io.gfile.GFile(os.path.join(export_dir, contract.KERAS_CLASS_NAMES_PATH), "w") as file:
+        json.dump(list(class_names), file)
     return export_dir
