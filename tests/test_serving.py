@@ -16,7 +16,7 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2
 
 from components import contract
 from serving.client import ClientOptions, PredictionClient
-from tests.test_serving_support import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, exported_models,  # noqa: F401
+from tests.test_serving_support import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, exported_models, server,  # noqa: F401
                                         free_port, push, read_bytes, sample_images, start_server,
                                         write_model_config)
 
@@ -64,15 +64,6 @@ def backend(request, tmp_path, exported_models):  # noqa: F811
     if request.param == TF_MODEL_SERVER and shutil.which(TF_MODEL_SERVER) is None:
         pytest.skip(f"{TF_MODEL_SERVER} is not on PATH (TF Serving ships as a container image only)")
     running = Backend(request.param, str(tmp_path), exported_models)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def server(tmp_path, exported_models):  # noqa: F811
-    """This project's server with MODEL version 1 under a polled base path."""
-    push(exported_models[1], str(tmp_path), MODEL, 1)
-    running = start_server(model_base_path=str(tmp_path))
     yield running
     running.stop()
 

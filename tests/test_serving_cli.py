@@ -16,17 +16,9 @@ from components import contract
 from pipeline import cli
 from serving.client import ClientOptions, PredictionClient
 from tests.test_serving_support import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, SAMPLE_DIR,  # noqa: F401
-                                        exported_models, push, read_bytes, sample_images, start_server)
+                                        exported_models, push, read_bytes, sample_images, server, start_server)
 
 IMAGES = sample_images()
-
-
-@pytest.fixture
-def server(tmp_path, exported_models):  # noqa: F811
-    push(exported_models[1], str(tmp_path), MODEL, 1)
-    running = start_server(model_base_path=str(tmp_path))
-    yield running
-    running.stop()
 
 
 def test_predict_prints_file_class_and_probability(server, capsys):

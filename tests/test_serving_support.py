@@ -82,3 +82,12 @@ def start_server(**overrides):
     options = dict(host=LOOPBACK, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2)
     options.update(overrides)
     return ModelServer(ServerOptions(**options)).start()
+
+
+@pytest.fixture
+def server(tmp_path, exported_models):  # noqa: F811
+    """This project's server with MODEL version 1 under a polled base path."""
+    push(exported_models[1], str(tmp_path), MODEL, 1)
+    running = start_server(model_base_path=str(tmp_path))
+    yield running
+    running.stop()
