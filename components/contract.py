@@ -53,10 +53,6 @@ CLASS_IDS_KEY = "class_ids"
 """int64 [None]: the predicted class index."""
 
 
-def label_for(class_name: str, class_names) -> int:
-    """Index of a class in the sorted class names (Keras flow_from_directory's rule)."""
-    return sorted(class_names).index(class_name)
-
 POSITIVE_PROBABILITY_KEY = "probability"
 """float32 [None]: P(class index 1). Only in the tf.Example signature of
 two-class models, for TFMA's binary metrics (label 1 = the second sorted class)."""
