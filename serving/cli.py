@@ -1,7 +1,10 @@
 """`catsdogs serve` and `catsdogs predict`.
 
 Flags follow tensorflow_model_server's names (hyphens; the underscore
-spellings are accepted too, so k8s args carry over)."""
+spellings are accepted too, so k8s args carry over). Building the parsers
+imports nothing heavy (`--help` is instant): flags without a value on the
+command line parse to None and take ServerOptions'/ClientOptions' defaults
+when the sub-command runs."""
 import argparse
 import json
 import logging
@@ -9,8 +12,6 @@ import os
 import signal
 import sys
 import threading
-
-from serving.server import ServerOptions
 
 
 def _flag(parser, name: str, **kwargs):
@@ -29,25 +30,22 @@ def _boolean(text: str) -> bool:
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = ServerOptions()
     _flag(parser, "model-base-path",
           help="serving root: one model per sub-folder, versions as <name>/<int>/saved_model.pb "
                "(with --model-config-file: the folder relative base_paths are resolved against)")
     _flag(parser, "model-config-file", help="TF Serving models.config (ModelServerConfig text proto)")
-    _flag(parser, "port", type=int, default=defaults.port, help="gRPC port (0: any free port)")
-    _flag(parser, "rest-api-port", type=int, default=defaults.rest_api_port,
-          help="REST port (0: any free port, -1: no REST API)")
+    _flag(parser, "port", type=int, help="gRPC port (0: any free port; default 8500)")
+    _flag(parser, "rest-api-port", type=int, help="REST port (0: any free port, -1: no REST API; default 8501)")
     parser.add_argument("--rest-port", dest="rest_api_port", type=int, default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS)
-    _flag(parser, "host", default=defaults.host, help="interface to listen on")
-    _flag(parser, "file-system-poll-wait-seconds", type=float, default=defaults.file_system_poll_wait_seconds,
-          help="seconds between scans for new model versions (0: scan once)")
+    _flag(parser, "host", help="interface to listen on (default 0.0.0.0)")
+    _flag(parser, "file-system-poll-wait-seconds", type=float,
+          help="seconds between scans for new model versions (0: scan once; default 1)")
     _flag(parser, "enable-batching", nargs="?", const=True, default=False, type=_boolean,
           help="batch concurrent requests server-side (also --enable_batching=true)")
     _flag(parser, "batching-parameters-file", help="TF Serving BatchingParameters text proto")
-    _flag(parser, "max-request-bytes", type=int, default=defaults.max_request_bytes,
-          help="larger requests get RESOURCE_EXHAUSTED")
-    _flag(parser, "grpc-max-threads", type=int, default=defaults.grpc_max_threads)
+    _flag(parser, "max-request-bytes", type=int, help="larger requests get RESOURCE_EXHAUSTED (default 64 MiB)")
+    _flag(parser, "grpc-max-threads", type=int, help="gRPC worker threads (default 16)")
     _flag(parser, "monitoring-config-file", help="TF Serving MonitoringConfig text proto (Prometheus)")
     _flag(parser, "ssl-config-file", help="TF Serving SSLConfig text proto (PEM contents)")
     _flag(parser, "no-model-warmup", action="store_true",
@@ -55,16 +53,14 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    from serving.client import ClientOptions
-    defaults = ClientOptions()
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, sent as one batch")
     parser.add_argument("--server", default="localhost:8500", help="HOST:PORT of the gRPC API")
     parser.add_argument("--model", required=True, help="served model name")
     parser.add_argument("--version", type=int, help="model version (default: the latest)")
     parser.add_argument("--signature", help="signature name (default: serving_default)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--timeout", type=float, default=defaults.timeout_seconds, help="deadline per attempt (s)")
-    parser.add_argument("--retries", type=int, default=defaults.retries, help="retries on UNAVAILABLE")
+    parser.add_argument("--timeout", type=float, help="deadline per attempt (s; default 10)")
+    parser.add_argument("--retries", type=int, help="retries on UNAVAILABLE (default 3)")
     parser.add_argument("--tls", action="store_true", help="use TLS")
     parser.add_argument("--ca-cert", help="PEM file of the CA that signed the server's certificate")
 
@@ -78,18 +74,23 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         raise ValueError(f"serving.cli has no sub-command {command}")
 
 
+def _given(**values) -> dict:
+    """The options given on the command line; the rest keep the options class's defaults."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _serve(args) -> int:
-    from serving.server import ModelServer
+    from serving.server import ModelServer, ServerOptions
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rest_port = None if args.rest_api_port is not None and args.rest_api_port < 0 else args.rest_api_port
+    no_rest = args.rest_api_port is not None and args.rest_api_port < 0
     options = ServerOptions(
-        model_base_path=args.model_base_path, model_config_file=args.model_config_file, host=args.host,
-        port=args.port, rest_api_port=rest_port,
-        file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+        model_base_path=args.model_base_path, model_config_file=args.model_config_file,
         enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file,
-        enable_model_warmup=not args.no_model_warmup, max_request_bytes=args.max_request_bytes,
-        grpc_max_threads=args.grpc_max_threads, monitoring_config_file=args.monitoring_config_file,
-        ssl_config_file=args.ssl_config_file)
+        enable_model_warmup=not args.no_model_warmup, monitoring_config_file=args.monitoring_config_file,
+        ssl_config_file=args.ssl_config_file,
+        **({"rest_api_port": None} if no_rest else _given(rest_api_port=args.rest_api_port)),
+        **_given(host=args.host, port=args.port, file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+                 max_request_bytes=args.max_request_bytes, grpc_max_threads=args.grpc_max_threads))
     try:
         server = ModelServer(options)
     except (ValueError, OSError, RuntimeError) as error:
@@ -115,8 +116,8 @@ def _predict(args) -> int:
     if missing:
         print(f"catsdogs predict: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    options = ClientOptions(timeout_seconds=args.timeout, retries=args.retries, tls=args.tls,
-                            root_certificates_file=args.ca_cert)
+    options = ClientOptions(tls=args.tls, root_certificates_file=args.ca_cert,
+                            **_given(timeout_seconds=args.timeout, retries=args.retries))
     try:
         with PredictionClient(args.server, options) as client:
             result = client.predict_files(args.images, args.model, args.version, args.signature)
