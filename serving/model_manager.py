@@ -6,12 +6,16 @@ a version once it holds saved_model.pb. The manager polls the base paths,
 loads the versions the model's version policy asks for (latest N by default),
 replays their warmup records, and only once a wanted version is AVAILABLE
 unloads the versions no longer wanted, so requests never find no version.
+A version deleted from disk is unloaded the same way (at once if no version
+is left). A version that fails to load is retried with backoff, and afresh
+whenever its folder changes (files still being copied in).
 """
 import dataclasses
 import logging
 import os
 import threading
-from typing import Dict, List, Optional
+import time
+from typing import Dict, List, Optional, Tuple
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
@@ -20,7 +24,8 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving import warmup
 from serving.batching import Batcher, BatchingOptions
 from serving.errors import ServingError, invalid_argument, not_found
-from serving.servable import SAVED_MODEL_FILE, Servable
+from serving.image_header import DEFAULT_MAX_IMAGE_PIXELS
+from serving.servable import SAVED_MODEL_FILE, Servable, one_line_message
 
 log = logging.getLogger(__name__)
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -35,6 +40,9 @@ class VersionRecord:
     error: str = ""
     failed_loads: int = 0
     servable: Optional[Servable] = None
+    # The folder as it was at the last load attempt, and when to try again.
+    folder_state: Tuple = ()
+    retry_at: float = 0.0
 
 
 @dataclasses.dataclass
@@ -43,6 +51,8 @@ class ManagerOptions:
     max_load_retries: int = 5
     batching: Optional[BatchingOptions] = None
     enable_warmup: bool = True
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_retry_wait_seconds: float = 60.0
 
 
 def list_versions(base_path: str) -> List[int]:
@@ -67,15 +77,55 @@ def aspired_versions(model_config: model_server_config_pb2.ModelConfig, availabl
     return available[-count:]
 
 
+def folder_state(path: str) -> Tuple:
+    """(relative path, size, mtime) of every file under path: changes whenever
+    a file is added, removed or rewritten."""
+    state = []
+    for directory, _, names in os.walk(path):
+        for name in names:
+            file_path = os.path.join(directory, name)
+            try:
+                info = os.stat(file_path)
+            except OSError:  # removed while walking
+                continue
+            state.append((os.path.relpath(file_path, path), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(state))
+
+
+def _model_folders(serving_root: str) -> List[str]:
+    return sorted(name for name in os.listdir(serving_root)
+                  if not name.startswith(".") and os.path.isdir(os.path.join(serving_root, name)))
+
+
+def check_serving_root(serving_root: str) -> None:
+    """Raises ValueError, saying what to pass instead, unless serving_root is a
+    folder of model folders (<root>/<model name>/<version>/saved_model.pb)."""
+    if not os.path.exists(serving_root):
+        raise ValueError(f"model base path {serving_root} does not exist")
+    if not os.path.isdir(serving_root):
+        raise ValueError(f"model base path {serving_root} is not a folder")
+    expected = "the serving root holds one folder per model: <root>/<model name>/<version>/saved_model.pb"
+    parent = os.path.dirname(serving_root)
+    if os.path.isfile(os.path.join(serving_root, SAVED_MODEL_FILE)):
+        raise ValueError(f"model base path {serving_root} is one SavedModel (a version folder), not the "
+                         f"serving root; {expected}. Pass {os.path.dirname(parent)}")
+    numbered = [name for name in _model_folders(serving_root) if name.isdigit()]
+    if numbered:
+        raise ValueError(f"model base path {serving_root} holds version folders ({', '.join(numbered[:5])}): "
+                         f"it is one model's folder, not the serving root; {expected}. Pass {parent} "
+                         f"(serving model '{os.path.basename(serving_root)}'), or name the model in "
+                         "a --model-config-file")
+
+
 def config_for_base_path(model_base_path: str) -> model_server_config_pb2.ModelServerConfig:
-    """One model per sub-folder of the serving root, named after the folder."""
+    """One model per sub-folder of the serving root, named after the folder;
+    integer-named folders are versions, never models, and are skipped."""
     config = model_server_config_pb2.ModelServerConfig()
     if os.path.isdir(model_base_path):
-        for name in sorted(os.listdir(model_base_path)):
-            path = os.path.join(model_base_path, name)
-            if os.path.isdir(path) and not name.startswith("."):
+        for name in _model_folders(model_base_path):
+            if not name.isdigit():
                 config.model_config_list.config.add(
-                    name=name, base_path=path, model_platform=TENSORFLOW_PLATFORM)
+                    name=name, base_path=os.path.join(model_base_path, name), model_platform=TENSORFLOW_PLATFORM)
     return config
 
 
@@ -96,6 +146,11 @@ class ModelManager:
                  model_base_path: Optional[str] = None):
         if model_config is None and model_base_path is None:
             raise ValueError("give a model base path or a model config")
+        # Absolute once, here: a relative root must not be joined onto itself
+        # when the model folders found under it are resolved.
+        model_base_path = os.path.abspath(model_base_path) if model_base_path is not None else None
+        if model_config is None:
+            check_serving_root(model_base_path)
         self._options = options
         self._model_base_path = model_base_path
         self._lock = threading.Lock()
@@ -151,8 +206,10 @@ class ModelManager:
     # --- polling ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Loads what is on disk now, then keeps polling in the background."""
+        """Loads what is on disk now, reports what it could not serve, then
+        keeps polling in the background."""
         self.poll()
+        self._report_unserved()
         if self._options.poll_wait_seconds > 0:
             self._thread = threading.Thread(target=self._poll_forever, daemon=True, name="model-poller")
             self._thread.start()
@@ -166,6 +223,34 @@ class ModelManager:
         for model in models:
             for record in list(model.versions.values()):
                 self._unload(model, record)
+
+    def _report_unserved(self) -> None:
+        with self._lock:
+            models = list(self._models.values())
+        waiting = (f"; polling every {self._options.poll_wait_seconds:g} s" if self._options.poll_wait_seconds > 0
+                   else "")
+        if not models:
+            log.warning("no models under %s: expected <model name>/<version>/saved_model.pb there%s",
+                        self._model_base_path, waiting)
+        for model in models:
+            if model.latest_available() is not None:
+                continue
+            base_path = model.config.base_path
+            if not os.path.isdir(base_path):
+                log.warning("model %s: base path %s does not exist%s", model.config.name, base_path, waiting)
+            elif not model.versions:
+                log.warning("model %s: no version under %s yet (expected <version>/saved_model.pb)%s",
+                            model.config.name, base_path, waiting)
+
+    def describe(self) -> str:
+        """The served models with their latest AVAILABLE version, for logs."""
+        with self._lock:
+            models = sorted(self._models.items())
+            parts = []
+            for name, model in models:
+                servable = model.latest_available()
+                parts.append(f"{name} (version {servable.version})" if servable else f"{name} (no version yet)")
+        return ", ".join(parts) or "no models yet"
 
     def _poll_forever(self) -> None:
         while not self._stop.wait(self._options.poll_wait_seconds):
@@ -187,6 +272,8 @@ class ModelManager:
                 self._poll_model(model)
 
     def _poll_model(self, model: _Model) -> None:
+        if not os.path.isdir(model.config.base_path):
+            return  # nothing to load; what is loaded stays (a base path can be briefly absent)
         on_disk = list_versions(model.config.base_path)
         wanted = aspired_versions(model.config, on_disk)
         for version in wanted:
@@ -195,22 +282,42 @@ class ModelManager:
                 record = VersionRecord(version)
                 with self._lock:
                     model.versions[version] = record
-            if record.state == State.START or (
-                    record.state == State.END and record.error
-                    and record.failed_loads <= self._options.max_load_retries):
+            if self._should_load(model, record):
                 self._load(model, record)
-        if any(model.versions[v].state == State.AVAILABLE for v in wanted):
+        # TF Serving's availability-preserving policy: a version no longer
+        # wanted (a newer one arrived, or its folder was deleted) is unloaded
+        # once a wanted version serves, or at once when none is wanted.
+        if not wanted or any(model.versions[v].state == State.AVAILABLE for v in wanted):
             for record in list(model.versions.values()):
                 if record.version not in wanted and record.state == State.AVAILABLE:
                     self._unload(model, record)
+
+    def _should_load(self, model: _Model, record: VersionRecord) -> bool:
+        if record.state == State.START:
+            return True
+        if record.state != State.END:
+            return False
+        if not record.error:  # unloaded earlier, wanted again (a newer version was deleted)
+            record.failed_loads = 0
+            return True
+        state = folder_state(os.path.join(model.config.base_path, str(record.version)))
+        if state != record.folder_state:  # still being written: start over
+            record.failed_loads = 0
+            return True
+        return record.failed_loads <= self._options.max_load_retries and time.monotonic() >= record.retry_at
+
+    def _retry_wait(self, failed_loads: int) -> float:
+        first = max(self._options.poll_wait_seconds, 0.1)
+        return min(first * 2 ** (failed_loads - 1), self._options.max_retry_wait_seconds)
 
     def _load(self, model: _Model, record: VersionRecord) -> None:
         name, version = model.config.name, record.version
         path = os.path.join(model.config.base_path, str(version))
         record.state, record.error = State.LOADING, ""
+        record.folder_state = folder_state(path)
         log.info("loading %s version %d from %s", name, version, path)
         try:
-            servable = Servable.load(name, version, path)
+            servable = Servable.load(name, version, path, self._options.max_image_pixels)
             if self._options.batching is not None:
                 servable.runner = Batcher(servable.run_signature, self._options.batching)
             if self._options.enable_warmup:
@@ -219,9 +326,13 @@ class ModelManager:
                     log.info("%s version %d: replayed %d warmup requests", name, version, replayed)
         except Exception as error:  # any failure to load is reported, never raised
             record.failed_loads += 1
+            record.retry_at = time.monotonic() + self._retry_wait(record.failed_loads)
             record.state = State.END
-            record.error = f"Failed to load {name} version {version} from {path}: {error}"
-            log.error("%s", record.error)
+            record.error = f"Failed to load {name} version {version} from {path}: {one_line_message(str(error))}"
+            if record.failed_loads > self._options.max_load_retries:
+                log.error("%s; giving up until its folder changes", record.error)
+            else:
+                log.error("%s", record.error)
             return
         with self._lock:
             record.servable = servable

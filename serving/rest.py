@@ -1,4 +1,4 @@
-"""TF Serving's REST API on a threading HTTP server:
+"""TF Serving's REST API on an asyncio HTTP/1.1 server:
 
     GET  /v1/models/NAME[/versions/N | /labels/L]            -> model status
     GET  /v1/models/NAME[/versions/N | /labels/L]/metadata   -> signature defs
@@ -10,14 +10,17 @@ so both APIs share one code path and one set of errors. JSON follows TF
 Serving's conventions: row ("instances") or columnar ("inputs") format, binary
 strings as {"b64": ...}, errors as {"error": message}.
 """
+import asyncio
 import base64
+import dataclasses
 import http
-import http.server
 import json
 import logging
 import re
+import socket
 import threading
-from typing import Optional
+from concurrent import futures
+from typing import Dict, List, Optional, Set
 
 import grpc
 import numpy as np
@@ -189,86 +192,269 @@ class RestApi:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise invalid_argument(f"JSON Parse error: {error}") from None
+        except RecursionError:
+            raise invalid_argument("JSON Parse error: nested too deeply") from None
         spec = _model_spec(match)
         servable = self.manager.resolve(spec)
         signature_name = (document.get("signature_name") if isinstance(document, dict) else None)
         signature_def = servable.signature(signature_name or contract.SERVING_SIGNATURE)
-        request, row_format = predict_request_from_json(document, spec, signature_def)
+        try:
+            request, row_format = predict_request_from_json(document, spec, signature_def)
+        except RecursionError:
+            raise invalid_argument("the request's values are nested too deeply for a tensor") from None
         return http.HTTPStatus.OK, predict_response_to_json(servable.predict(request), row_format), None
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    api: RestApi = None
+# --- HTTP/1.1 on asyncio streams ------------------------------------------------------------
+# A connection holds no thread while its client sends, stalls or idles; only a
+# complete request takes a worker thread, for as long as the model runs.
 
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
-        log.debug("%s " + format, self.address_string(), *args)
+MAX_HEADER_BYTES = 64 * 1024
+_READ_CHUNK_BYTES = 1 << 20
 
-    def _send(self, status: int, payload, content_type: Optional[str]) -> None:
+
+class _HttpError(Exception):
+    """A request the HTTP layer refuses before any handler sees it; the
+    connection is closed after the answer (its body may be unread)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclasses.dataclass
+class _Request:
+    method: str
+    target: str
+    version: str
+    headers: Dict[str, List[str]]
+
+    def header(self, name: str) -> Optional[str]:
+        values = self.headers.get(name)
+        return values[-1] if values else None
+
+    @property
+    def keep_alive(self) -> bool:
+        connection = (self.header("connection") or "").lower()
+        if self.version == "HTTP/1.0":
+            return connection == "keep-alive"
+        return connection != "close"
+
+
+def _parse_head(head: bytes) -> _Request:
+    lines = head[:-4].split(b"\r\n")
+    parts = lines[0].decode("latin-1").split(" ")
+    if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1") or not parts[1].startswith("/"):
+        raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"malformed request line: {lines[0][:100]!r}")
+    headers: Dict[str, List[str]] = {}
+    for line in lines[1:]:
+        name, separator, value = line.partition(b":")
+        if not separator or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+            raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"malformed header line: {line[:100]!r}")
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.strip().decode("latin-1"))
+    return _Request(parts[0], parts[1], parts[2], headers)
+
+
+def _content_length(request: _Request) -> int:
+    values = set(request.headers.get("content-length", []))
+    if len(values) > 1:
+        raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"conflicting Content-Length headers: {sorted(values)}")
+    if not values:
+        return 0
+    text = values.pop()
+    if not (text.isascii() and text.isdigit()):
+        raise _HttpError(http.HTTPStatus.BAD_REQUEST,
+                         f"Content-Length must be a non-negative integer, got {text[:40]!r}")
+    return int(text)
+
+
+class RestServer:
+    """RestApi on host:port (port 0: any free port). The port is bound here,
+    so a busy port fails at construction."""
+
+    def __init__(self, api: RestApi, host: str, port: int, max_workers: int = 16,
+                 read_timeout_seconds: float = 30.0):
+        self._api = api
+        self._read_timeout = read_timeout_seconds
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=128)
+        self.port = self._socket.getsockname()[1]
+        self._executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rest")
+        self._loop = asyncio.new_event_loop()
+        self._connections: Set[asyncio.Task] = set()
+        self._server = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="rest")
+        self._started = threading.Event()
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(
+            self._serve_connection, sock=self._socket, limit=MAX_HEADER_BYTES))
+        self._started.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(timeout=30)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+        else:
+            self._socket.close()
+        self._loop.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _close_all(self) -> None:
+        self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+        try:
+            while await self._serve_request(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            pass  # the client left, or stalled past the read timeout: nothing to answer
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _read(self, awaitable):
+        return await asyncio.wait_for(awaitable, self._read_timeout)
+
+    async def _serve_request(self, reader, writer) -> bool:
+        """Answers one request; False when the connection is to be closed."""
+        try:
+            head = await self._read(reader.readuntil(b"\r\n\r\n"))
+        except asyncio.IncompleteReadError:
+            return False  # closed between requests
+        except asyncio.LimitOverrunError:
+            await self._write_error(writer, _HttpError(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                                                       f"request head over {MAX_HEADER_BYTES} bytes"))
+            return False
+        try:
+            request = _parse_head(head)
+            body = await self._read_body(request, reader, writer)
+        except _HttpError as error:
+            await self._write_error(writer, error)
+            return False
+        path = request.target.split("?", 1)[0]
+        if request.method == "GET":
+            api_name, work = "get", lambda: self._api.get(path)
+        elif request.method == "POST":
+            api_name, work = "predict", lambda: self._api.post(path, body)
+        else:
+            await self._write_error(writer, _HttpError(http.HTTPStatus.METHOD_NOT_ALLOWED,
+                                                       f"method {request.method[:20]} is not supported"))
+            return False
+        loop = asyncio.get_running_loop()
+        status, payload, content_type = await loop.run_in_executor(
+            self._executor, self._dispatch, api_name, path, work)
+        await self._write(writer, status, payload, content_type, request.keep_alive)
+        return request.keep_alive
+
+    async def _read_body(self, request: _Request, reader, writer) -> bytes:
+        if request.method != "POST":
+            if request.headers.get("content-length") or request.headers.get("transfer-encoding"):
+                raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"{request.method[:20]} requests take no body")
+            return b""
+        limit = self._api.max_request_bytes
+        encodings = [coding.strip().lower() for value in request.headers.get("transfer-encoding", [])
+                     for coding in value.split(",") if coding.strip()]
+        if encodings:
+            if "content-length" in request.headers:
+                raise _HttpError(http.HTTPStatus.BAD_REQUEST, "both Transfer-Encoding and Content-Length given")
+            if encodings != ["chunked"]:
+                raise _HttpError(http.HTTPStatus.NOT_IMPLEMENTED,
+                                 f"Transfer-Encoding {', '.join(encodings)[:60]} is not supported (only chunked)")
+            self._continue(request, writer)
+            return await self._read_chunked(reader, limit)
+        length = _content_length(request)
+        if length > limit:
+            if request.header("expect") is None:
+                # Read what the client sends anyway, so that it reads the answer, not a reset.
+                await self._discard(reader, length)
+            raise _HttpError(http.HTTPStatus.TOO_MANY_REQUESTS, _over_the_limit(length, limit))
+        self._continue(request, writer)
+        return await self._read(reader.readexactly(length)) if length else b""
+
+    @staticmethod
+    def _continue(request: _Request, writer) -> None:
+        if (request.header("expect") or "").lower() == "100-continue" and request.version == "HTTP/1.1":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    async def _discard(self, reader, length: int) -> None:
+        while length > 0:
+            chunk = await self._read(reader.read(min(_READ_CHUNK_BYTES, length)))
+            if not chunk:
+                return
+            length -= len(chunk)
+
+    async def _read_chunked(self, reader, limit: int) -> bytes:
+        body = bytearray()
+        while True:
+            line = await self._read(reader.readuntil(b"\r\n"))
+            size_text = line[:-2].split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                size = -1
+            if size < 0 or not size_text.isalnum():
+                raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"malformed chunk size {size_text[:20]!r}")
+            if size == 0:
+                while (await self._read(reader.readuntil(b"\r\n"))) != b"\r\n":
+                    pass  # trailers: ignored
+                return bytes(body)
+            if len(body) + size > limit:
+                raise _HttpError(http.HTTPStatus.TOO_MANY_REQUESTS, _over_the_limit(len(body) + size, limit))
+            body += await self._read(reader.readexactly(size))
+            if await self._read(reader.readexactly(2)) != b"\r\n":
+                raise _HttpError(http.HTTPStatus.BAD_REQUEST, "malformed chunked body: no CRLF after a chunk")
+
+    # --- answers ----------------------------------------------------------------------------
+
+    def _dispatch(self, api_name: str, path: str, work):
+        """Runs on a worker thread: the handler's answer, or its error as TF Serving words it."""
+        match = _MODEL_PATH.match(path)
+        with self._api.metrics.track(api_name, match["name"] if match else "", REST_ENTRYPOINT) as outcome:
+            try:
+                return work()
+            except ServingError as error:
+                outcome.code = error.code
+                return error.http_status, {"error": error.message}, None
+            except Exception as error:  # a bug must cost one request, not the server
+                log.exception("REST %s %s failed", api_name, path)
+                outcome.code = grpc.StatusCode.INTERNAL
+                return 500, {"error": f"{type(error).__name__}: {error}"}, None
+
+    async def _write_error(self, writer, error: _HttpError) -> None:
+        log.debug("refused a request: %s", error.message)
+        await self._write(writer, error.status, {"error": error.message}, None, keep_alive=False)
+
+    @staticmethod
+    async def _write(writer, status: int, payload, content_type: Optional[str], keep_alive: bool) -> None:
         if content_type is None:
             data = json.dumps(payload).encode("utf-8")
             content_type = "application/json"
         else:
             data = payload.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _dispatch(self, api_name: str, work) -> None:
-        match = _MODEL_PATH.match(self.path)
-        model_name = match["name"] if match else ""
-        with self.api.metrics.track(api_name, model_name, REST_ENTRYPOINT) as outcome:
-            try:
-                status, payload, content_type = work()
-            except ServingError as error:
-                outcome.code = error.code
-                status, payload, content_type = error.http_status, {"error": error.message}, None
-            except Exception as error:  # a bug must cost one request, not the server
-                log.exception("REST %s %s failed", self.command, self.path)
-                outcome.code = grpc.StatusCode.INTERNAL
-                status, payload, content_type = 500, {"error": f"{type(error).__name__}: {error}"}, None
-        self._send(status, payload, content_type)
-
-    def _discard(self, length: int) -> None:
-        chunk_bytes = 1 << 20
-        while length > 0:
-            chunk = self.rfile.read(min(chunk_bytes, length))
-            if not chunk:
-                break
-            length -= len(chunk)
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self._dispatch("get", lambda: self.api.get(self.path))
-
-    def do_POST(self):  # noqa: N802
-        def work():
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > self.api.max_request_bytes:
-                self._discard(length)  # read, so that the client gets the answer, not a reset
-                raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   f"request of {length} bytes is over the limit of "
-                                   f"{self.api.max_request_bytes} bytes")
-            return self.api.post(self.path, self.rfile.read(length))
-        self._dispatch("predict", work)
+        head = (f"HTTP/1.1 {int(status)} {http.HTTPStatus(status).phrase}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"
+                + ("" if keep_alive else "Connection: close\r\n") + "\r\n")
+        writer.write(head.encode("latin-1") + data)
+        await writer.drain()
 
 
-class RestServer:
-    """A ThreadingHTTPServer for RestApi on host:port (port 0: any free port)."""
-
-    def __init__(self, api: RestApi, host: str, port: int):
-        handler = type("RestHandler", (_Handler,), {"api": api})
-        self._server = http.server.ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name="rest")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+def _over_the_limit(length: int, limit: int) -> str:
+    return f"request of {length} bytes is over the limit of {limit} bytes"

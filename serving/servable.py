@@ -6,17 +6,20 @@ problem with a request becomes a ServingError with TF Serving's status code.
 """
 import dataclasses
 import os
-from typing import Callable, Dict, Mapping, Optional
+import re
+from typing import Callable, Dict, Iterable, Mapping, Optional
 
 import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
+from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import classification_pb2, get_model_metadata_pb2, predict_pb2
 
 from components import contract
 from serving.errors import ServingError, invalid_argument
+from serving.image_header import DEFAULT_MAX_IMAGE_PIXELS, size_problem
 
 SAVED_MODEL_FILE = "saved_model.pb"
 SERVE_TAG = "serve"
@@ -32,6 +35,18 @@ _GRPC_CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 # Runs one signature on a batch: alias -> array in, alias -> array out.
 SignatureRunner = Callable[[str, Dict[str, np.ndarray]], Dict[str, np.ndarray]]
+# What TensorFlow wraps around an op's own message: graph locations, node names.
+_TF_MESSAGE_DECORATIONS = re.compile(
+    r"Graph execution error:|Detected at node .*? defined at \(most recent call last\):|"
+    r"<stack traces unavailable>|\{\{.*?\}\}|\[\[.*?\]\]|\[Op:[^\]]*\]", re.DOTALL)
+_MAX_MESSAGE_CHARS = 400
+
+
+def one_line_message(message: str) -> str:
+    """TensorFlow's error text as one short line: the op's own words, no
+    graph decorations, no newlines."""
+    text = " ".join(_TF_MESSAGE_DECORATIONS.sub(" ", message).split())
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "..."
 
 
 def _dtype_name(dtype_enum: int) -> str:
@@ -67,12 +82,14 @@ class Servable:
     signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
     loaded: object
     runner: Optional[SignatureRunner] = None
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
     @classmethod
-    def load(cls, name: str, version: int, path: str) -> "Servable":
+    def load(cls, name: str, version: int, path: str,
+             max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> "Servable":
         signature_defs = read_signature_defs(path)
         loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
-        servable = cls(name, version, path, signature_defs, loaded)
+        servable = cls(name, version, path, signature_defs, loaded, max_image_pixels=max_image_pixels)
         servable.runner = servable.run_signature
         return servable
 
@@ -92,8 +109,43 @@ class Servable:
             outputs = function(**{alias: tf.constant(value) for alias, value in inputs.items()})
         except tf.errors.OpError as error:
             code = _GRPC_CODE_BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
-            raise ServingError(code, error.message) from None
+            raise ServingError(code, one_line_message(error.message)) from None
+        except UnicodeDecodeError as error:
+            # TensorFlow failed to turn an op's message into text: the message
+            # quotes request bytes (an image where a tf.Example was expected,
+            # an in-graph check printing the bytes it rejected), so the input is at fault.
+            text = error.object.decode("utf-8", errors="backslashreplace")
+            raise invalid_argument(one_line_message(text)) from None
         return {alias: tensor.numpy() for alias, tensor in outputs.items()}
+
+    # --- images: judged from their headers before TensorFlow decodes them -----
+
+    def check_images(self, where: str, images: Iterable[bytes]) -> None:
+        for index, data in enumerate(images):
+            problem = size_problem(data, self.max_image_pixels)
+            if problem:
+                raise invalid_argument(f"{where}[{index}]: {problem}")
+
+    def check_examples(self, where: str, serialized: Iterable[bytes]) -> None:
+        """Each value must be a tf.Example; its contract image is checked like image bytes."""
+        for index, data in enumerate(serialized):
+            example = tf.train.Example()
+            try:
+                example.ParseFromString(data)
+            except DecodeError:
+                raise invalid_argument(f"{where}[{index}]: not a serialized tf.Example") from None
+            feature = example.features.feature.get(contract.IMAGE_KEY)
+            if feature is not None:
+                self.check_images(f"{where}[{index}].{contract.IMAGE_KEY}", feature.bytes_list.value)
+
+    def _check_inputs(self, arrays: Dict[str, np.ndarray]) -> None:
+        for alias, array in arrays.items():
+            if array.dtype != object:
+                continue
+            if alias == contract.SERVING_INPUT_KEY:
+                self.check_images(alias, array.flat)
+            elif alias == contract.EXAMPLES_INPUT_KEY:
+                self.check_examples(alias, array.flat)
 
     # --- Predict ------------------------------------------------------------
 
@@ -139,6 +191,7 @@ class Servable:
             raise invalid_argument(
                 f"output tensor alias not found in signature: {', '.join(unknown_outputs)}")
         inputs = self.validate_inputs(signature_def, request.inputs)
+        self._check_inputs(inputs)
         outputs = self.runner(signature_name, inputs)
         response = predict_pb2.PredictResponse()
         self.fill_model_spec(response.model_spec, signature_name)
@@ -166,6 +219,7 @@ class Servable:
             raise invalid_argument(f"Expected classification signature outputs to contain at least "
                                    f"one of '{CLASSIFY_OUTPUT_CLASSES}', '{CLASSIFY_OUTPUT_SCORES}'")
         serialized = serialize_examples(request.input)
+        self.check_examples(CLASSIFY_INPUTS, serialized)
         outputs = self.runner(signature_name, {CLASSIFY_INPUTS: np.array(serialized, dtype=object)})
         classes = outputs.get(CLASSIFY_OUTPUT_CLASSES)
         scores = outputs.get(CLASSIFY_OUTPUT_SCORES)

@@ -12,6 +12,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving.batching import BatchingOptions
 from serving.config_protos import MonitoringConfig, SSLConfig, read_text_proto
 from serving.grpc_services import add_services
+from serving.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from serving.metrics import Metrics
 from serving.model_manager import ManagerOptions, ModelManager
 from serving.rest import RestApi, RestServer
@@ -33,6 +34,7 @@ class ServerOptions:
     batching_parameters_file: Optional[str] = None
     enable_model_warmup: bool = True
     max_request_bytes: int = 64 * 1024 * 1024
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # width x height read from each image's header; 0: no limit
     grpc_max_threads: int = 16
     monitoring_config_file: Optional[str] = None
     ssl_config_file: Optional[str] = None
@@ -74,7 +76,8 @@ class ModelServer:
             ManagerOptions(poll_wait_seconds=options.file_system_poll_wait_seconds,
                            max_load_retries=options.max_num_load_retries,
                            batching=_batching(options),
-                           enable_warmup=options.enable_model_warmup),
+                           enable_warmup=options.enable_model_warmup,
+                           max_image_pixels=options.max_image_pixels),
             model_config=model_config, model_base_path=options.model_base_path)
         self.metrics = Metrics()
         prometheus_path = None
@@ -82,26 +85,43 @@ class ModelServer:
             monitoring = read_text_proto(options.monitoring_config_file, MonitoringConfig)
             if monitoring.prometheus_config.enable:
                 prometheus_path = monitoring.prometheus_config.path or "/monitoring/prometheus/metrics"
-        # gRPC itself answers RESOURCE_EXHAUSTED to messages over the limit.
-        size_limits = [("grpc.max_receive_message_length", options.max_request_bytes),
-                       ("grpc.max_send_message_length", -1)]
+        grpc_options = [
+            # gRPC itself answers RESOURCE_EXHAUSTED to messages over the limit.
+            ("grpc.max_receive_message_length", options.max_request_bytes),
+            ("grpc.max_send_message_length", -1),
+            # gRPC Python sets SO_REUSEPORT by default: a second server would
+            # share a busy port and take half its requests. Refuse instead.
+            ("grpc.so_reuseport", 0),
+        ]
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads,
                                                             thread_name_prefix="grpc"),
-                                 options=size_limits)
+                                 options=grpc_options)
         add_services(self._grpc, self.manager, self.metrics)
-        address = f"{options.host}:{options.port}"
-        if options.ssl_config_file:
-            self.port = self._grpc.add_secure_port(address, _server_credentials(options.ssl_config_file))
-        else:
-            self.port = self._grpc.add_insecure_port(address)
-        if self.port == 0:
-            raise OSError(f"cannot listen for gRPC on {address}")
+        self.port = self._bind_grpc(f"{options.host}:{options.port}")
         self._rest = None
         self.rest_port = None
         if options.rest_api_port is not None:
             api = RestApi(self.manager, self.metrics, options.max_request_bytes, prometheus_path)
-            self._rest = RestServer(api, options.host, options.rest_api_port)
+            try:
+                self._rest = RestServer(api, options.host, options.rest_api_port)
+            except OSError as error:
+                self._grpc.stop(None)
+                raise OSError(f"cannot listen for REST on {options.host}:{options.rest_api_port}: "
+                              f"{error.strerror or error}") from None
             self.rest_port = self._rest.port
+
+    def _bind_grpc(self, address: str) -> int:
+        try:
+            if self.options.ssl_config_file:
+                port = self._grpc.add_secure_port(address, _server_credentials(self.options.ssl_config_file))
+            else:
+                port = self._grpc.add_insecure_port(address)
+        except RuntimeError:  # grpc raises instead of returning 0 in recent releases
+            port = 0
+        if port == 0:
+            raise OSError(f"cannot listen for gRPC on {address}: the port is in use or the address "
+                          "is not available")
+        return port
 
     def start(self) -> "ModelServer":
         """Loads the models found now (blocking), then serves."""
@@ -109,7 +129,7 @@ class ModelServer:
         self._grpc.start()
         if self._rest is not None:
             self._rest.start()
-        log.info("serving %s on gRPC port %d%s", ", ".join(self.manager.model_names()) or "no models yet",
+        log.info("serving %s on gRPC port %d%s", self.manager.describe(),
                  self.port, f", REST port {self.rest_port}" if self._rest else "")
         return self
 

@@ -291,7 +291,7 @@ def test_warmup_records_are_replayed_at_load(client, tmp_path, exported_models):
     # A version whose warmup fails is not served: the replay really ran.
     push(bad, str(tmp_path), MODEL, 2)
     wait_for(lambda: state_of(client, MODEL, 2) == "END", what="bad warmup to fail the load")
-    assert "Unknown image file format" in client.model_status(MODEL, 2)[0][2]
+    assert "not a JPEG or PNG image" in client.model_status(MODEL, 2)[0][2]
     push(good, str(tmp_path), MODEL, 3)
     wait_for(lambda: client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 3, what="version 3")
 
