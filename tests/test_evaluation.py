@@ -162,20 +162,22 @@ def _run_gate(root, model_dir, thresholds):
 
 @pytest.fixture(scope="module")
 def gate_runs(tmp_path_factory):
-    """Run 1: a trained model, min accuracy just under its own. Run 2: the same
-    model with its output flipped (worse), a zero floor, so only the change
-    threshold against run 1's push can stop it."""
+    """Run 1: a model of known accuracy (support.MARKED_ACCURACY, by construction),
+    min accuracy just under it. Run 2: the same model with its output flipped
+    (accuracy 1 - MARKED_ACCURACY), a zero floor, so only the change threshold
+    against run 1's push can stop it."""
     root = str(tmp_path_factory.mktemp("gate"))
-    model = support.train_small_model()
+    images = os.path.join(root, "images")
+    marked = support.write_marked_images(images)
+    model = support.marker_model()
     good = support.export_model(model, os.path.join(root, "good", "Format-Serving"))
     worse = support.export_model(model, os.path.join(root, "worse", "Format-Serving"), invert=True)
-    support.write_examples_artifact(os.path.join(root, "examples"))
-    probabilities, labels = support.direct_predictions(good)
+    support.write_examples_artifact(os.path.join(root, "examples"), image_root=images)
+    probabilities, labels = support.direct_predictions(good, images)
+    # float32 sums of 900 pixel values: off by ~1e-5, far from the 0.05 margin around 0.5
+    np.testing.assert_allclose(probabilities, [m.probability for m in marked], atol=1e-4)
     accuracy = float(np.mean((probabilities >= 0.5) == labels))
-    assert accuracy != 0.5, "the flipped model must be worse for this test to mean anything"
-    if accuracy < 0.5:
-        good, worse = worse, good
-        probabilities, accuracy = 1.0 - probabilities, 1.0 - accuracy
+    assert accuracy == support.MARKED_ACCURACY
     first = _run_gate(root, os.path.dirname(good), eval_config.BlessingThresholds(accuracy - 0.01))
     second = _run_gate(root, os.path.dirname(worse), eval_config.BlessingThresholds(0.0))
     return {"root": root, "first": first, "second": second, "good": good,

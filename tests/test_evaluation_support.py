@@ -1,9 +1,16 @@
 """Shared by tests/test_evaluation*.py and tests/test_push*.py: a small real
-model exported with the contract's signatures, and Examples artifacts of the
-shipped sample images (the layout ImageExampleGen writes)."""
+model exported with the contract's signatures, and Examples artifacts of real
+images (the layout ImageExampleGen writes).
+
+The model is not trained: its P(class 1) is the grey level of a marker that
+write_marked_images paints into the top-left corner of the sample's photos, so
+every prediction, and so its accuracy, is fixed when the images are written
+and holds on any CPU (training a tiny model gives other results on other CPUs)."""
+import dataclasses
 import glob
 import json
 import os
+from typing import List
 
 import numpy as np
 import tensorflow as tf
@@ -12,10 +19,18 @@ from components import contract
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
 
+# The marker covers this share of each photo's width and height; the model reads
+# a smaller corner of the resized image, so resizing never mixes in the photo.
+MARKER_SHARE = 0.25
+MARKER_READ_SHARE = 0.2
+# Every WRONG_EVERY-th image of each class gets a marker on the wrong side of 0.5.
+WRONG_EVERY = 4
+MARKED_ACCURACY = 1 - 1 / WRONG_EVERY
 
-def sample_files(split: str):
-    """[(path, label)] of data/sample/<split>/<class>/*, classes sorted."""
-    split_dir = os.path.join(SAMPLE_DIR, split)
+
+def sample_files(split: str, image_root: str = SAMPLE_DIR):
+    """[(path, label)] of <image_root>/<split>/<class>/*, classes sorted."""
+    split_dir = os.path.join(image_root, split)
     classes = sorted(os.listdir(split_dir))
     return [(path, classes.index(name)) for name in classes
             for path in sorted(glob.glob(os.path.join(split_dir, name, "*")))]
@@ -31,18 +46,60 @@ def write_blessing(uri: str, blessed: bool, failures=()) -> str:
     return uri
 
 
-def write_examples_artifact(uri: str, splits=(contract.TEST_SPLIT,)) -> str:
-    """Gzipped TFRecords of tf.Example in <uri>/Split-<split>/, class_names.json at the root."""
+@dataclasses.dataclass(frozen=True)
+class MarkedImage:
+    path: str
+    label: int
+    probability: float
+    """P(class 1) that marker_model gives this image."""
+
+
+def marker_probability(label: int, index: int, count: int) -> float:
+    """The index-th of `count` images of a class: confidences spread over 0.55..0.95
+    (so the ranking of worst images and the AUC are not degenerate); every
+    WRONG_EVERY-th image on the wrong side. Rounded to the grey levels a PNG holds."""
+    margin = 0.05 + 0.4 * index / max(1, count - 1)
+    says_class_1 = (label == 1) != (index % WRONG_EVERY == WRONG_EVERY - 1)
+    return round(255 * (0.5 + margin if says_class_1 else 0.5 - margin)) / 255
+
+
+def write_marked_images(image_root: str, splits=(contract.TEST_SPLIT,)) -> List[MarkedImage]:
+    """The sample's photos with a grey marker painted top-left, as PNG files in
+    <image_root>/<split>/<class>/; on the test split marker_model's accuracy is
+    exactly MARKED_ACCURACY."""
+    from PIL import Image
+    marked = []
+    for split in splits:
+        files = sample_files(split)
+        for label in sorted({label for _, label in files}):
+            paths = [path for path, path_label in files if path_label == label]
+            for index, path in enumerate(paths):
+                probability = marker_probability(label, index, len(paths))
+                image = Image.open(path).convert("RGB")
+                grey = round(probability * 255)
+                image.paste((grey, grey, grey), (0, 0, int(np.ceil(image.width * MARKER_SHARE)),
+                                                 int(np.ceil(image.height * MARKER_SHARE))))
+                target = os.path.join(image_root, os.path.relpath(path, SAMPLE_DIR))
+                target = os.path.splitext(target)[0] + ".png"
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                image.save(target)
+                marked.append(MarkedImage(target, label, probability))
+    return marked
+
+
+def write_examples_artifact(uri: str, splits=(contract.TEST_SPLIT,), image_root: str = SAMPLE_DIR) -> str:
+    """Gzipped TFRecords of tf.Example of <image_root>'s images in <uri>/Split-<split>/,
+    class_names.json at the root."""
     for split in splits:
         split_dir = os.path.join(uri, f"Split-{split}")
         os.makedirs(split_dir, exist_ok=True)
         options = tf.io.TFRecordOptions(compression_type="GZIP")
         with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"),
                                   options) as writer:
-            for path, label in sample_files(split):
+            for path, label in sample_files(split, image_root):
                 with open(path, "rb") as file:
                     image = file.read()
-                relative = os.path.relpath(path, os.path.join(SAMPLE_DIR, split))
+                relative = os.path.relpath(path, os.path.join(image_root, split))
                 writer.write(tf.train.Example(features=tf.train.Features(feature={
                     contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
                     contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
@@ -62,31 +119,23 @@ def decode_images(image_bytes):
     return tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32)
 
 
-def train_small_model(seed: int = 0, epochs: int = 8):
-    """A tiny convnet trained on the sample's train split (real images, real training)."""
+def marker_model():
+    """A Keras model whose P(class 1) is the mean grey level of the image's top-left
+    corner (the marker write_marked_images paints): fixed weights, no training."""
     import keras
-    keras.utils.set_random_seed(seed)
-    files = sample_files(contract.TRAIN_SPLIT)
-    images = decode_images(tf.constant([open(p, "rb").read() for p, _ in files])).numpy()
-    labels = np.array([label for _, label in files], dtype=np.float32)
-    model = keras.Sequential([
+    read = int(contract.IMAGE_HEIGHT * MARKER_READ_SHARE), int(contract.IMAGE_WIDTH * MARKER_READ_SHARE)
+    return keras.Sequential([
         keras.Input((contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS)),
-        keras.layers.AveragePooling2D(5),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.Cropping2D(((0, contract.IMAGE_HEIGHT - read[0]), (0, contract.IMAGE_WIDTH - read[1]))),
         keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(1, activation="sigmoid"),
+        keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(1 / contract.IMAGE_CHANNELS),
+                           bias_initializer="zeros"),
     ])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
-    if epochs:
-        model.fit(images, labels, epochs=epochs, batch_size=16, verbose=0)
-    return model
 
 
 class ExportModule(tf.Module):
     """The contract's two signatures around a Keras model; invert=True flips
-    P(class 1), which turns a better-than-chance model into a worse one."""
+    P(class 1), which turns a model of accuracy a into one of accuracy 1 - a."""
 
     def __init__(self, model, invert: bool = False):
         super().__init__()
@@ -126,10 +175,10 @@ def export_model(model, export_dir: str, invert: bool = False) -> str:
     return export_dir
 
 
-def direct_predictions(saved_model_dir: str, split: str = contract.TEST_SPLIT):
+def direct_predictions(saved_model_dir: str, image_root: str = SAMPLE_DIR, split: str = contract.TEST_SPLIT):
     """(P(class 1), labels) from the SavedModel's serving signature on the image files."""
     serve = tf.saved_model.load(saved_model_dir).signatures[contract.SERVING_SIGNATURE]
-    files = sample_files(split)
+    files = sample_files(split, image_root)
     images = tf.constant([open(p, "rb").read() for p, _ in files])
     probabilities = serve(**{contract.SERVING_INPUT_KEY: images})[contract.PROBABILITIES_KEY].numpy()
     return probabilities[:, 1], np.array([label for _, label in files])

@@ -23,7 +23,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def artifacts(tmp_path_factory):
     """Two different real SavedModels with the contract's signatures, real test examples."""
     root = tmp_path_factory.mktemp("push")
-    model = support.train_small_model(epochs=0)
+    model = support.marker_model()
     return {
         "model": support.export_model(model, str(root / "model_a")),
         "other_model": support.export_model(model, str(root / "model_b"), invert=True),
