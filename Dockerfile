@@ -28,8 +28,10 @@ COPY setup.py README.md ./
 COPY components ./components
 COPY pipeline ./pipeline
 COPY serving ./serving
-RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import components.contract, pipeline.pipeline, serving; print('catsdogs installed')" \
+# --no-build-isolation: the base's setuptools builds it, so no index is needed
+# (image builds on air-gapped machines get no network).
+RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
+ && python -c "import components.contract, pipeline.pipeline, serving, system; print('catsdogs installed')" \
  && catsdogs --help > /dev/null
 
 # Module files are referenced by dotted path (components.training.scratch.run_fn),

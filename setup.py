@@ -12,7 +12,11 @@ setup(
     description="Deep Learning with Python, chapter 5, as a production TFX pipeline",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
-                                    "serving", "serving.*"]),
+                                    "serving", "serving.*"],
+                           exclude=["components.kfp_system"]) + ["system"],
+    # KFP's `system.HTML` artifact type must import as module `system` in the
+    # pipeline's containers (see components/kfp_system/__init__.py).
+    package_dir={"system": "components/kfp_system"},
     package_data={"serving": ["configs/*"]},
     install_requires=[
         "tfx>=1.21,<1.22",

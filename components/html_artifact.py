@@ -2,8 +2,11 @@
 explanation gallery).
 
 Its type name is KFP v2's `system.HTML`: Kubeflow's UI renders the file at such
-an artifact's URI. Locally TFX makes every output URI a directory, so the page
-goes inside it, and the component logs the page's path.
+an artifact's URI. On KFP, TFX's container entrypoint imports a custom type by
+that name as `module.Class`; the package `system` (components/kfp_system,
+installed under that name) makes `system.HTML` this class. Locally TFX makes
+every output URI a directory, so the page goes inside it, and the component
+logs the page's path.
 """
 import os
 
@@ -18,5 +21,12 @@ class HtmlPage(artifact.Artifact):
 
 def page_path(uri: str, file_name: str) -> str:
     """Where the page goes: inside the URI when it is a directory (local runs),
-    else the URI itself (KFP, where the UI reads the URI)."""
-    return os.path.join(uri, file_name) if tf.io.gfile.isdir(uri) else uri
+    else the URI itself (KFP, where the UI reads the URI). The folder that holds
+    the URI is created if missing: orchestrators need not create it (kfp.local
+    does not)."""
+    if tf.io.gfile.isdir(uri):
+        return os.path.join(uri, file_name)
+    parent = os.path.dirname(uri)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    return uri

@@ -137,3 +137,16 @@ def test_component_writes_the_gallery_in_a_local_pipeline(examples_dir, model_ar
     assert index.endswith(gallery.INDEX_FILE) and os.path.exists(index)
     summary = json.load(open(os.path.join(os.path.dirname(index), gallery.SUMMARY_FILE)))
     assert summary["misclassified"] == int(match.group(1))
+
+
+def test_page_uri_in_a_folder_that_does_not_exist_yet(tmp_path):
+    """KFP hands out a file URI for an HTML artifact; kfp.local does not create its
+    folder. The writer creates it instead of failing with NotFoundError."""
+    from components import html_artifact
+
+    uri = str(tmp_path / "run" / "ExplainGallery_scratch" / "gallery_page")
+    path = html_artifact.page_path(uri, "index.html")
+    assert path == uri and os.path.isdir(os.path.dirname(uri))
+    existing_dir = tmp_path / "local_uri"
+    existing_dir.mkdir()
+    assert html_artifact.page_path(str(existing_dir), "index.html") == str(existing_dir / "index.html")

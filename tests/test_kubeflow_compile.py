@@ -249,3 +249,35 @@ def test_compile_defaults_match_the_k8s_base_model_volume():
     config = kubeflow_runner.KubeflowConfig()
     assert (config.serving_volume_claim, config.serving_model_dir) == \
         (claim["metadata"]["name"], mount["mountPath"])
+
+
+def _artifact_types(pipeline_spec):
+    """(component, input/output name, ArtifactTypeSchema) of every artifact in the spec."""
+    for component_name, component in pipeline_spec.components.items():
+        for definitions in (component.input_definitions, component.output_definitions):
+            for name, spec in definitions.artifacts.items():
+                yield component_name, name, spec.artifact_type
+
+
+def test_every_artifact_type_imports_as_tfx_container_entrypoint_resolves_it(default_compiled):
+    """TFX's KFP v2 entrypoint imports each input/output artifact type by its schema
+    title before running an executor; a title that does not import fails the task
+    on every KFP backend (as `system.HTML` once did)."""
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as entrypoint
+    from tfx.types import artifact as tfx_artifact
+    from tfx.utils import import_utils
+
+    _, _, compiled = default_compiled
+    types = list(_artifact_types(compiled.pipeline_spec))
+    assert len(types) > 30
+    titles = set()
+    for component_name, name, artifact_type in types:
+        class_path = entrypoint._retrieve_class_path(artifact_type)  # pylint: disable=protected-access
+        artifact_class = import_utils.import_class_by_path(class_path)
+        assert issubclass(artifact_class, tfx_artifact.Artifact), (component_name, name, class_path)
+        title = yaml.safe_load(artifact_type.instance_schema)["title"]
+        titles.add(title)
+        if not title.startswith("tfx."):  # custom types: the title is the MLMD type name
+            assert artifact_class.TYPE_NAME == title, (component_name, name)
+    # The pages keep the type KFP's UI renders as HTML.
+    assert "system.HTML" in titles

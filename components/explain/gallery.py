@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from components import html_artifact
 from components.explain import activations, filters, images, render
 from components.explain.examples_io import LabelledImage
 from components.explain.gradcam import GradCam
@@ -183,13 +184,11 @@ def write_gallery(gallery: Gallery, class_names: Sequence[str], output_uri: str)
     """Into a directory: index.html, summary.json and the PNGs; returns the page's path.
     A URI that is not an existing directory (KFP hands out such URIs for HTML
     artifacts) becomes the page itself."""
-    if not tf.io.gfile.isdir(output_uri):
-        with tf.io.gfile.GFile(output_uri, "w") as f:
-            f.write(gallery.html)
-        return output_uri
-    index = os.path.join(output_uri, INDEX_FILE)
+    index = html_artifact.page_path(output_uri, INDEX_FILE)
     with tf.io.gfile.GFile(index, "w") as f:
         f.write(gallery.html)
+    if index == output_uri:
+        return index
     with tf.io.gfile.GFile(os.path.join(output_uri, SUMMARY_FILE), "w") as f:
         json.dump(gallery.summary(class_names), f, indent=1)
     if "://" not in output_uri:
