@@ -93,6 +93,8 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
                         "defaults (e.g. --beam-arg=--runner=DataflowRunner)")
     parser.add_argument("--display-name", help="pipeline display name")
     parser.add_argument("--no-cache", action="store_true", help="disable TFX/KFP caching")
+    parser.add_argument("--quick", action="store_true", help="tiny training budgets, those of "
+                        "`run-local --quick`, as the *_hparams defaults: a smoke run of every task")
 
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +152,11 @@ def kubeflow_config_from_args(args):
         overrides["beam_pipeline_args"] = tuple(args.beam_arg)
     if args.no_cache:
         overrides["enable_cache"] = False
+    if args.quick:
+        from pipeline.local_runner import QUICK_HPARAMS
+        overrides["hparams_overrides"] = {
+            model: {**QUICK_HPARAMS.get(model, {}), **config.hparams_overrides.get(model, {})}
+            for model in set(QUICK_HPARAMS) | set(config.hparams_overrides)}
     if args.gpus is not None or args.gpu_resource:
         overrides["gpu"] = dataclasses.replace(
             config.gpu, **{k: v for k, v in (("count", args.gpus),

@@ -281,3 +281,16 @@ def test_every_artifact_type_imports_as_tfx_container_entrypoint_resolves_it(def
             assert artifact_class.TYPE_NAME == title, (component_name, name)
     # The pages keep the type KFP's UI renders as HTML.
     assert "system.HTML" in titles
+
+
+def test_compile_quick_makes_the_run_local_quick_budgets_the_defaults(tmp_path):
+    from pipeline.local_runner import QUICK_HPARAMS
+
+    path = str(tmp_path / "quick.yaml")
+    assert cli.main(["compile", "--output", path, "--quick"]) == 0
+    defaults = kubeflow_package.load_package(path).parameter_defaults()
+    for model in ("scratch", "vgg16"):
+        hparams = json.loads(defaults[kubeflow_runner.PARAMETERS.hparams.format(model=model)])
+        assert {k: hparams[k] for k in QUICK_HPARAMS[model]} == QUICK_HPARAMS[model]
+    # The cluster's own overrides stay: pods have no internet.
+    assert json.loads(defaults["vgg16_hparams"])["weights"] == "offline"
