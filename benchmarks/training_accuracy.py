@@ -5,8 +5,10 @@ layout, Transform's graph from components.preprocessing, the Trainer's run_fn
 (train on `train`, validate on `validation`), then the exported SavedModel's
 tf.Example signature (the one TFMA uses) on the `test` split.
 
-    nice -n 10 .venv/bin/python -m benchmarks.training_accuracy --model scratch \
-        --config '{"epochs": 40, "steps_per_epoch": null, "learning_rate": 0.001}'
+    nice -n 10 .venv/bin/python -m benchmarks.training_accuracy --model scratch --preset book \
+        --config '{"seed": 1}'
+
+--config overrides the preset's hyper-parameters (components.training.hparams.PRESETS).
 """
 import argparse
 import glob
@@ -20,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from components import contract
+from components.training.hparams import PRESETS
 from tests import training_support
 
 RUN_FNS = {
@@ -30,12 +33,13 @@ DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 EVAL_BATCH = 50
 # What `make bench` runs when no --model is given: the runs in RESULTS-training.md.
 RECORDED_RUNS = (
-    ("vgg16_fast_feature_extraction", "vgg16", {"weights": "offline", "feature_extraction": "fast",
-                                                "feature_extraction_epochs": 30, "fine_tune_epochs": 0, "seed": 1}),
-    ("vgg16", "vgg16", {"weights": "offline", "feature_extraction": "fast", "feature_extraction_epochs": 30,
-                        "fine_tune_epochs": 15, "fine_tune_augment": False, "seed": 1}),
-    ("scratch_long", "scratch", {"epochs": 300, "steps_per_epoch": None, "learning_rate": 0.001,
-                                 "time_budget_minutes": 68, "seed": 3}),
+    ("vgg16_fast_feature_extraction", "vgg16", "default", {"weights": "offline", "feature_extraction": "fast",
+                                                           "feature_extraction_epochs": 30, "fine_tune_epochs": 0,
+                                                           "seed": 1}),
+    ("vgg16", "vgg16", "default", {"weights": "offline", "feature_extraction": "fast", "feature_extraction_epochs": 30,
+                                   "fine_tune_epochs": 15, "fine_tune_augment": False, "seed": 1}),
+    ("scratch_default", "scratch", "default", {"seed": 1}),
+    ("scratch_book", "scratch", "book", {"seed": 1}),
 )
 
 
@@ -60,21 +64,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(RUN_FNS),
                         help="one run; without it, every run recorded in RESULTS-training.md (hours on a CPU)")
-    parser.add_argument("--config", default="{}", help="the Trainer's custom_config (JSON)")
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                        help="named hyper-parameters to start from (default: %(default)s)")
+    parser.add_argument("--config", default="{}", help="overrides of the preset's custom_config (JSON)")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--name", default=None, help="results sub-folder (default: the model)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     if args.model is None:
-        for name, model, config in RECORDED_RUNS:
-            main(["--model", model, "--name", name, "--config", json.dumps(config), "--data-dir", args.data_dir])
+        for name, model, preset, config in RECORDED_RUNS:
+            main(["--model", model, "--name", name, "--preset", preset, "--config", json.dumps(config),
+                  "--data-dir", args.data_dir])
         return
     logging.set_verbosity(logging.INFO)
     name = args.name or args.model
     work_dir = args.work_dir or os.path.join("/tmp", f"bench_training_{name}")
     shutil.rmtree(work_dir, ignore_errors=True)
-    config = json.loads(args.config)
+    preset = PRESETS[args.preset].get(args.model)
+    config = dict(preset.as_custom_config() if preset else {}, **json.loads(args.config))
 
     started = time.time()
     examples_dir = training_support.write_examples(args.data_dir, os.path.join(work_dir, "examples"))
@@ -93,8 +101,9 @@ def main(argv=None):
         report = json.load(f)
     history = report["history"]
     result.update({
-        "model": args.model, "name": name, "custom_config": config, "hparams": report["hparams"],
-        "epochs_run": len(history.get("loss", [])), "phase_starts": report["phase_starts"],
+        "model": args.model, "name": name, "preset": args.preset, "custom_config": config,
+        "hparams": report["hparams"], "epochs_run": len(history.get("loss", [])),
+        "phase_starts": report["phase_starts"], "kept_epoch": report.get("kept_epoch"),
         "final_val_accuracy": history["val_accuracy"][-1] if history.get("val_accuracy") else None,
         "best_val_accuracy": max(history["val_accuracy"]) if history.get("val_accuracy") else None,
         "data_prep_seconds": round(prepared - started, 1),

@@ -5,10 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from components.training import vgg16_weights
-from components.training.hparams import (LISTING_5_21, ScratchHParams, Vgg16HParams,
+from components.training import precision, vgg16_weights
+from components.training.hparams import (BOOK_PRESET, BOOK_SCRATCH, DEFAULT_PRESET, LISTING_5_14, LISTING_5_21,
+                                         PRESETS, MnistHParams, ScratchHParams, Vgg16HParams,
                                          WEIGHTS_NONE, WEIGHTS_OFFLINE)
-from components.training.models import Vgg16Parts, build_scratch_model
+from components.training.models import Vgg16Parts, build_mnist_model, build_scratch_model
 
 
 def test_scratch_convnet_is_listing_5_13():
@@ -95,3 +96,50 @@ def test_hparams_round_trip_through_custom_config():
         ScratchHParams.from_custom_config({"epoch": 2})
     with pytest.raises(ValueError, match="feature_extraction"):
         Vgg16HParams(feature_extraction="slow")
+
+
+def test_book_preset_is_listing_5_14_and_the_default_keeps_the_best_epoch():
+    assert PRESETS[BOOK_PRESET]["scratch"] is BOOK_SCRATCH and PRESETS[DEFAULT_PRESET] == {}
+    book = BOOK_SCRATCH
+    assert (book.epochs, book.steps_per_epoch, book.batch_size, book.learning_rate) == (100, 100, 32, 1e-4)
+    assert book.reduce_lr_patience is None and not book.keep_best_weights and book.precision == "float32"
+    default = ScratchHParams()
+    assert default.keep_best_weights and default.reduce_lr_patience is not None
+    assert default.augmentation == book.augmentation == LISTING_5_14
+    assert ScratchHParams.from_custom_config(book.as_custom_config()) == book
+
+
+def test_bad_precision_and_schedule_are_named():
+    for hparams in (ScratchHParams, Vgg16HParams, MnistHParams):
+        with pytest.raises(ValueError, match="precision must be one of auto, float32"):
+            hparams(precision="float16")
+    with pytest.raises(ValueError, match="reduce_lr_factor"):
+        ScratchHParams(reduce_lr_factor=1.5)
+    with pytest.raises(ValueError, match="reduce_lr_patience"):
+        ScratchHParams(reduce_lr_patience=0)
+
+
+def test_auto_precision_follows_the_hardware(tmp_path):
+    assert precision.auto_policy(True, frozenset()) == "mixed_float16"
+    assert precision.auto_policy(False, frozenset({"avx2", "amx_bf16"})) == "mixed_bfloat16"
+    assert precision.auto_policy(False, frozenset({"avx512_bf16"})) == "mixed_bfloat16"
+    assert precision.auto_policy(False, frozenset({"avx2", "avx512f"})) == "float32"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert precision.cpu_flags(str(cpuinfo)) == frozenset({"fpu", "avx2", "amx_bf16"})
+    assert precision.cpu_flags(str(tmp_path / "missing")) == frozenset()
+    assert precision.resolve("float32") == "float32"
+
+
+@pytest.mark.parametrize("build, params", [(build_scratch_model, 3_453_121), (build_mnist_model, 93_322)])
+def test_mixed_precision_models_keep_their_size_and_a_float32_output(build, params):
+    before = keras.config.dtype_policy().name
+    with precision.policy_scope("mixed_bfloat16"):
+        model = build()
+    assert keras.config.dtype_policy().name == before
+    assert model.count_params() == params
+    assert model.get_layer("conv2d_1").compute_dtype == "bfloat16"
+    assert model.get_layer("conv2d_1").variable_dtype == "float32"
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    output = model(np.random.default_rng(0).random((2,) + model.input_shape[1:], dtype=np.float32))
+    assert keras.backend.standardize_dtype(output.dtype) == "float32"

@@ -12,6 +12,7 @@ import tensorflow as tf
 from components import contract
 from components.training import common, data, scratch, vgg16
 from components.training.hparams import WEIGHTS_NONE
+from components.training.models import build_scratch_model
 from tests import training_support
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample")
@@ -32,9 +33,31 @@ def pipeline_inputs(tmp_path_factory):
 def scratch_run(pipeline_inputs, tmp_path_factory):
     examples, transform = pipeline_inputs
     fn_args = training_support.fn_args(examples, transform, str(tmp_path_factory.mktemp("scratch")),
-                                       {"epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "seed": 1})
+                                       {"epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "seed": 1,
+                                        "precision": "float32"})
     scratch.run_fn(fn_args)
     return fn_args
+
+
+@pytest.fixture(scope="module")
+def bfloat16_scratch_run(pipeline_inputs, tmp_path_factory):
+    """bfloat16 computes on every x86-64 CPU (natively with AMX/AVX512-BF16, emulated otherwise)."""
+    examples, transform = pipeline_inputs
+    fn_args = training_support.fn_args(examples, transform, str(tmp_path_factory.mktemp("scratch_bf16")),
+                                       {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "seed": 1,
+                                        "precision": "mixed_bfloat16"})
+    scratch.run_fn(fn_args)
+    return fn_args
+
+
+def _event_tags(log_dir: str) -> set:
+    """Scalar tags in a TensorBoard run folder's event files."""
+    files = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
+    assert files, f"no TensorBoard event files in {log_dir}"
+    tags = set()
+    for record in tf.data.TFRecordDataset(files).as_numpy_iterator():
+        tags.update(value.tag for value in tf.compat.v1.Event.FromString(record).summary.value)
+    return tags
 
 
 def _jpegs(split=contract.TEST_SPLIT, n=4):
@@ -50,6 +73,49 @@ def test_run_fn_writes_report_and_pictures(scratch_run):
     for picture in ("curves.png", "augmentation.png"):
         with open(os.path.join(report, picture), "rb") as f:
             assert f.read(4) == b"\x89PNG"
+
+
+def test_tensorboard_logs_are_in_the_model_run_artifact(scratch_run):
+    for run in ("train", "validation"):
+        assert {"epoch_loss", "epoch_accuracy"} <= _event_tags(os.path.join(scratch_run.model_run_dir, run))
+
+
+def test_best_validation_epoch_is_the_exported_one(scratch_run):
+    with open(os.path.join(scratch_run.model_run_dir, contract.TRAINING_REPORT_DIR, "history.json")) as f:
+        report = json.load(f)
+    val_accuracy = report["history"]["val_accuracy"]
+    assert report["kept_epoch"] == int(np.argmax(val_accuracy)) + 1
+    best = build_scratch_model()
+    best.load_weights(common.best_weights_path(scratch_run.model_run_dir))
+    exported = keras.models.load_model(os.path.join(scratch_run.serving_model_dir, contract.KERAS_MODEL_PATH))
+    for saved, served in zip(best.get_weights(), exported.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, served)
+
+
+def _signature_contract(signature):
+    """What a client of a signature depends on: input and output names, dtypes and shapes."""
+    inputs = {name: (spec.dtype, spec.shape.as_list())
+              for name, spec in signature.structured_input_signature[1].items()}
+    outputs = {name: (spec.dtype, spec.shape.as_list()) for name, spec in signature.structured_outputs.items()}
+    return inputs, outputs
+
+
+def test_mixed_bfloat16_model_serves_the_same_float32_contract(scratch_run, bfloat16_scratch_run):
+    float32_model = tf.saved_model.load(scratch_run.serving_model_dir)
+    bfloat16_model = tf.saved_model.load(bfloat16_scratch_run.serving_model_dir)
+    for name in (contract.SERVING_SIGNATURE, contract.EXAMPLES_SIGNATURE):
+        assert _signature_contract(bfloat16_model.signatures[name]) == \
+            _signature_contract(float32_model.signatures[name])
+    files = _jpegs()
+    outputs = bfloat16_model.signatures[contract.SERVING_SIGNATURE](
+        **{contract.SERVING_INPUT_KEY: tf.constant([open(f, "rb").read() for f in files])})
+    probabilities = outputs[contract.PROBABILITIES_KEY].numpy()
+    assert probabilities.dtype == np.float32 and probabilities.shape == (len(files), 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    keras_model = keras.models.load_model(
+        os.path.join(bfloat16_scratch_run.serving_model_dir, contract.KERAS_MODEL_PATH))
+    assert keras_model.get_layer("conv2d_1").compute_dtype == "bfloat16"
+    assert keras_model.get_layer("predictions").compute_dtype == "float32"
 
 
 def test_serving_default_on_real_jpeg_bytes(scratch_run):
@@ -121,6 +187,9 @@ def test_vgg16_fast_feature_extraction_and_cached_fine_tuning_export_an_image_mo
     assert outputs[contract.PROBABILITIES_KEY].shape == (1, 2)
     keras_model = keras.models.load_model(os.path.join(fn_args.serving_model_dir, contract.KERAS_MODEL_PATH))
     assert keras_model.get_layer("vgg16").get_layer("block5_conv3") is not None
+    # One TensorBoard run folder per phase.
+    phase_logs = sorted(glob.glob(os.path.join(fn_args.model_run_dir, "*", "validation")))
+    assert len(phase_logs) == 2 and all("epoch_loss" in _event_tags(log) for log in phase_logs)
 
 
 def test_missing_class_names_file_is_reported(pipeline_inputs, tmp_path):

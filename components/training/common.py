@@ -19,6 +19,8 @@ from components.training.hparams import AugmentationParams
 
 AUGMENTED_SAMPLES = 11
 """Augmented copies shown next to the original in the augmentation grid (figure 5.11)."""
+BEST_WEIGHTS_FILE = "best_val_accuracy.weights.h5"
+"""In model_run: the weights of the best validation epoch so far (also mid-run)."""
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -121,6 +123,42 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+TENSORBOARD_PHASE_CHARS = str.maketrans({" ": "_", "(": None, ")": None, "@": "_"})
+
+
+def tensorboard(model_run_dir: str, phase: Optional[str] = None) -> keras.callbacks.TensorBoard:
+    """TensorBoard event files in the model_run artifact (TFX's convention): `train/` and
+    `validation/` runs there, or under a folder per phase for models trained in phases."""
+    log_dir = model_run_dir if phase is None else os.path.join(
+        model_run_dir, phase.translate(TENSORBOARD_PHASE_CHARS))
+    return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0)
+
+
+def best_weights_path(model_run_dir: str) -> str:
+    return os.path.join(model_run_dir, BEST_WEIGHTS_FILE)
+
+
+def keep_best_weights(model_run_dir: str) -> keras.callbacks.ModelCheckpoint:
+    """Saves the weights of each epoch that beats the best validation accuracy so far."""
+    tf.io.gfile.makedirs(model_run_dir)
+    return keras.callbacks.ModelCheckpoint(best_weights_path(model_run_dir), monitor="val_accuracy",
+                                           mode="max", save_best_only=True, save_weights_only=True)
+
+
+def restore_best_weights(model: keras.Model, model_run_dir: str, history: Dict[str, List[float]]) -> Optional[int]:
+    """Loads what keep_best_weights saved; returns that epoch (1-based), None if nothing was saved."""
+    path = best_weights_path(model_run_dir)
+    val_accuracy = history.get("val_accuracy")
+    if not val_accuracy or not tf.io.gfile.exists(path):
+        logging.warning("No best-validation weights at %s: exporting the last epoch's", path)
+        return None
+    model.load_weights(path)
+    best_epoch = int(np.argmax(val_accuracy)) + 1
+    logging.info("Restored the weights of epoch %d (val_accuracy %.4f; last epoch %.4f)",
+                 best_epoch, val_accuracy[best_epoch - 1], val_accuracy[-1])
+    return best_epoch
+
+
 def compile_binary(model: keras.Model, learning_rate: float):
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
                   loss="binary_crossentropy",
@@ -153,13 +191,14 @@ def concat_histories(*histories: Dict[str, List[float]]) -> Dict[str, List[float
 def write_training_report(model_run_dir: str, title: str, history: Dict[str, List[float]],
                           hparams: Dict, phase_starts: Optional[Dict[str, int]] = None,
                           smoothed: bool = False, augmentation: Optional[AugmentationParams] = None,
-                          sample_image: Optional[np.ndarray] = None) -> str:
-    """history.json, curves.png and (with augmentation) augmentation.png in the model_run artifact."""
+                          sample_image: Optional[np.ndarray] = None, kept_epoch: Optional[int] = None) -> str:
+    """history.json, curves.png and (with augmentation) augmentation.png in the model_run artifact.
+    `kept_epoch`: the epoch whose weights are exported (None: the last)."""
     report_dir = os.path.join(model_run_dir, contract.TRAINING_REPORT_DIR)
     tf.io.gfile.makedirs(report_dir)
     with tf.io.gfile.GFile(os.path.join(report_dir, "history.json"), "w") as f:
         json.dump({"history": history, "phase_starts": phase_starts or {},
-                   "hparams": hparams}, f, indent=1)
+                   "hparams": hparams, "kept_epoch": kept_epoch}, f, indent=1)
     if any(history.values()):
         plots.plot_curves(history, os.path.join(report_dir, "curves.png"), title,
                           smoothed=smoothed, phase_starts=phase_starts)

@@ -21,6 +21,11 @@ FEATURE_EXTRACTION_AUGMENTED = "augmented"
 FEATURE_EXTRACTION_FAST = "fast"
 """Listings 5.17-5.18: the base runs once over the data; a classifier trains on its features."""
 
+PRECISION_AUTO = "auto"
+"""mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX or AVX512-BF16, float32 otherwise."""
+PRECISION_FLOAT32 = "float32"
+PRECISIONS = (PRECISION_AUTO, PRECISION_FLOAT32, "mixed_bfloat16", "mixed_float16")
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentationParams:
@@ -64,26 +69,48 @@ class _CustomConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScratchHParams(_CustomConfig):
-    """Listings 5.13/5.14: the small convnet trained from scratch with augmentation."""
-    epochs: int = 100
-    steps_per_epoch: Optional[int] = 100
+    """Listings 5.13/5.14: the small convnet trained from scratch with augmentation.
+
+    The defaults are the pipeline's recipe for the issue's 85% goal: the book's
+    model and augmentation, RMSprop at 1e-3 halved whenever validation loss stops
+    improving, and the weights of the best validation epoch kept (the last epoch's
+    swing by +-3 points at this rate). BOOK_SCRATCH reproduces the book's run.
+    """
+    epochs: int = 150
+    steps_per_epoch: Optional[int] = None
     """Batches per epoch (the book: 100 x 32, the training data repeating);
     None means one pass over the training split."""
     validation_steps: Optional[int] = None
     """None: the whole validation split each epoch."""
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-3
+    reduce_lr_patience: Optional[int] = 8
+    """Epochs without a lower validation loss before the learning rate is multiplied
+    by reduce_lr_factor (keras.callbacks.ReduceLROnPlateau); None keeps it constant."""
+    reduce_lr_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+    keep_best_weights: bool = True
+    """Export the weights of the epoch with the best validation accuracy
+    (keras.callbacks.ModelCheckpoint in model_run); False exports the last epoch's."""
+    early_stopping_patience: Optional[int] = None
+    """Stop after this many epochs without a better validation accuracy (None: never)."""
     augment: bool = True
     augmentation: AugmentationParams = LISTING_5_14
     shuffle_buffer: int = 2000
     seed: Optional[int] = None
     time_budget_minutes: Optional[float] = None
     """Stop after the epoch that exceeds this wall time (None: no limit)."""
+    precision: str = PRECISION_AUTO
+    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'
+    (auto: bfloat16 trains this convnet about 2x faster on CPUs with AMX)."""
 
     def __post_init__(self):
-        _check_positive(self, "epochs", "batch_size", "shuffle_buffer")
-        _check_positive_or_none(self, "time_budget_minutes")
+        _check_positive(self, "epochs", "batch_size", "shuffle_buffer", "learning_rate")
+        _check_positive_or_none(self, "time_budget_minutes", "reduce_lr_patience", "early_stopping_patience")
         _check_positive_or_none(self, "steps_per_epoch", "validation_steps")
+        if not 0.0 < self.reduce_lr_factor < 1.0:
+            raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor!r}")
+        _check_precision(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +138,11 @@ class Vgg16HParams(_CustomConfig):
     augmentation: AugmentationParams = LISTING_5_21
     shuffle_buffer: int = 2000
     seed: Optional[int] = None
+    precision: str = PRECISION_FLOAT32
+    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'."""
 
     def __post_init__(self):
+        _check_precision(self)
         if self.feature_extraction not in (FEATURE_EXTRACTION_AUGMENTED, FEATURE_EXTRACTION_FAST):
             raise ValueError(f"feature_extraction must be {FEATURE_EXTRACTION_AUGMENTED!r} or "
                              f"{FEATURE_EXTRACTION_FAST!r}, got {self.feature_extraction!r}")
@@ -140,8 +170,11 @@ class MnistHParams(_CustomConfig):
     validation_steps: Optional[int] = None
     shuffle_buffer: int = 10000
     seed: Optional[int] = None
+    precision: str = PRECISION_FLOAT32
+    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'."""
 
     def __post_init__(self):
+        _check_precision(self)
         _check_positive(self, "epochs", "batch_size", "shuffle_buffer", "learning_rate")
         _check_positive_or_none(self, "steps_per_epoch", "validation_steps")
 
@@ -157,3 +190,23 @@ def _check_positive_or_none(params, *names):
         value = getattr(params, name)
         if value is not None and value <= 0:
             raise ValueError(f"{name} must be > 0 or None, got {value!r}")
+
+
+def _check_precision(params):
+    if params.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {params.precision!r}")
+
+
+BOOK_SCRATCH = ScratchHParams(epochs=100, steps_per_epoch=100, learning_rate=1e-4, reduce_lr_patience=None,
+                              keep_best_weights=False, precision=PRECISION_FLOAT32)
+"""Listing 5.14's run: 100 epochs of 100 batches of 32, RMSprop 1e-4 throughout, last epoch kept."""
+
+DEFAULT_PRESET = "default"
+BOOK_PRESET = "book"
+PRESETS = {
+    DEFAULT_PRESET: {},
+    # VGG16's and MNIST's defaults are already the book's; only the scratch recipe differs.
+    BOOK_PRESET: {"scratch": BOOK_SCRATCH},
+}
+"""Named sets of hyper-parameters per model key (pipeline.model_registry); a model
+missing from a preset keeps its dataclass defaults."""

@@ -4,14 +4,14 @@ Entry point: components.training.mnist.run_fn."""
 from absl import logging
 
 from components.image_shape import MNIST_IMAGE_SHAPE
-from components.training import common, data
+from components.training import common, data, precision
 from components.training.hparams import MnistHParams
 from components.training.models import build_mnist_model
 
 TITLE = "MNIST convnet"
 
 
-def train(hp: MnistHParams, inputs: common.TrainingInputs):
+def train(hp: MnistHParams, inputs: common.TrainingInputs, model_run_dir: str):
     """Builds, compiles and fits the model (no augmentation, as in the book);
     returns (model, history dict)."""
     inputs.require_image_shape(MNIST_IMAGE_SHAPE, TITLE)
@@ -20,14 +20,15 @@ def train(hp: MnistHParams, inputs: common.TrainingInputs):
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True, augmentation=None,
                              shuffle_buffer=hp.shuffle_buffer, repeat=repeat, seed=hp.seed)
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
-    with common.distribution_strategy().scope():
+    with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
         model = build_mnist_model(inputs.n_classes)
         common.compile_classifier(model, hp.learning_rate, inputs.n_classes)
     logging.info("Training %s on %d classes: %d epochs x %s steps of %d", TITLE, inputs.n_classes,
                  hp.epochs, hp.steps_per_epoch or "all", hp.batch_size)
     history = model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=hp.steps_per_epoch,
                         validation_data=eval_ds, validation_steps=hp.validation_steps,
-                        callbacks=[common.ProgressLogger("mnist", hp.epochs)], verbose=0)
+                        callbacks=[common.ProgressLogger("mnist", hp.epochs), common.tensorboard(model_run_dir)],
+                        verbose=0)
     return model, common.history_to_lists(history)
 
 
@@ -35,6 +36,6 @@ def run_fn(fn_args):
     """TFX Trainer entry point."""
     hp = MnistHParams.from_custom_config(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
-    model, history = train(hp, inputs)
+    model, history = train(hp, inputs, fn_args.model_run_dir)
     common.write_training_report(fn_args.model_run_dir, TITLE, history, hp.as_custom_config())
     common.export(model, inputs, fn_args.serving_model_dir)

@@ -24,12 +24,15 @@ MNIST_CLASSES = 10
 
 
 def classifier_output(n_classes: int) -> keras.layers.Layer:
-    """Dense(1, sigmoid) for two classes (P(class 1)), Dense(n, softmax) for more."""
+    """Dense(1, sigmoid) for two classes (P(class 1)), Dense(n, softmax) for more.
+
+    Always float32, whatever the dtype policy: probabilities and the loss stay
+    numerically sound under mixed precision, and the serving contract unchanged."""
     if n_classes < 2:
         raise ValueError(f"a classifier needs at least two classes, got {n_classes}")
     if n_classes == 2:
-        return keras.layers.Dense(1, activation="sigmoid", name="predictions")
-    return keras.layers.Dense(n_classes, activation="softmax", name="predictions")
+        return keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")
+    return keras.layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32")
 
 
 def build_scratch_model(n_classes: int = 2) -> keras.Model:

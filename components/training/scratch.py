@@ -1,17 +1,34 @@
 """TFX Trainer module: the book's convnet trained from scratch with augmentation
 (listings 5.13/5.14). Entry point: components.training.scratch.run_fn."""
+import keras
 from absl import logging
 
 from components.image_shape import BOOK_IMAGE_SHAPE
-from components.training import common, data
+from components.training import common, data, precision
 from components.training.hparams import ScratchHParams
 from components.training.models import build_scratch_model
 
 TITLE = "Scratch convnet"
 
 
-def train(hp: ScratchHParams, inputs: common.TrainingInputs):
-    """Builds, compiles and fits the model; returns (model, history dict)."""
+def callbacks(hp: ScratchHParams, model_run_dir: str):
+    """Progress, TensorBoard, time budget, and the goal recipe's schedule and best-weights keeping."""
+    chosen = [common.ProgressLogger("scratch", hp.epochs), common.TimeBudget(hp.time_budget_minutes),
+              common.tensorboard(model_run_dir)]
+    if hp.reduce_lr_patience is not None:
+        chosen.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=hp.reduce_lr_factor, patience=hp.reduce_lr_patience,
+            min_lr=hp.min_learning_rate))
+    if hp.keep_best_weights:
+        chosen.append(common.keep_best_weights(model_run_dir))
+    if hp.early_stopping_patience is not None:
+        chosen.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                    patience=hp.early_stopping_patience))
+    return chosen
+
+
+def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str):
+    """Builds, compiles and fits the model; returns (model, history dict, kept epoch or None)."""
     inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
     common.seed_everything(hp.seed)
     repeat = hp.steps_per_epoch is not None
@@ -19,25 +36,26 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs):
                              augmentation=hp.augmentation if hp.augment else None,
                              shuffle_buffer=hp.shuffle_buffer, repeat=repeat, seed=hp.seed)
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
-    with common.distribution_strategy().scope():
+    with common.distribution_strategy().scope(), precision.policy_scope(hp.precision) as policy:
         model = build_scratch_model(inputs.n_classes)
         common.compile_classifier(model, hp.learning_rate, inputs.n_classes)
-    logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s)", TITLE, hp.epochs,
-                 hp.steps_per_epoch or "all", hp.batch_size, "on" if hp.augment else "off")
+    logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s, %s)", TITLE, hp.epochs,
+                 hp.steps_per_epoch or "all", hp.batch_size, "on" if hp.augment else "off", policy)
     history = model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=hp.steps_per_epoch,
                         validation_data=eval_ds, validation_steps=hp.validation_steps,
-                        callbacks=[common.ProgressLogger("scratch", hp.epochs),
-                                   common.TimeBudget(hp.time_budget_minutes)], verbose=0)
-    return model, common.history_to_lists(history)
+                        callbacks=callbacks(hp, model_run_dir), verbose=0)
+    history = common.history_to_lists(history)
+    kept_epoch = common.restore_best_weights(model, model_run_dir, history) if hp.keep_best_weights else None
+    return model, history, kept_epoch
 
 
 def run_fn(fn_args):
     """TFX Trainer entry point."""
     hp = ScratchHParams.from_custom_config(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
-    model, history = train(hp, inputs)
+    model, history, kept_epoch = train(hp, inputs, fn_args.model_run_dir)
     common.write_training_report(
         fn_args.model_run_dir, TITLE, history, hp.as_custom_config(),
         augmentation=hp.augmentation if hp.augment else None,
-        sample_image=common.first_image(inputs.train))
+        sample_image=common.first_image(inputs.train), kept_epoch=kept_epoch)
     common.export(model, inputs, fn_args.serving_model_dir)

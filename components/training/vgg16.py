@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from components.image_shape import BOOK_IMAGE_SHAPE
-from components.training import common, data
+from components.training import common, data, precision
 from components.training.hparams import FEATURE_EXTRACTION_FAST, Vgg16HParams
 from components.training.models import Vgg16Parts
 
@@ -60,15 +60,20 @@ class FeatureCache:
                      for x, y in (self.train, self.eval))
 
 
-def fit_on_features(top, train, evaluation, hp: Vgg16HParams, epochs: int, phase: str) -> Dict[str, List[float]]:
+def callbacks(phase: str, epochs: int, model_run_dir: str):
+    return [common.ProgressLogger(phase, epochs), common.tensorboard(model_run_dir, phase)]
+
+
+def fit_on_features(top, train, evaluation, hp: Vgg16HParams, epochs: int, phase: str,
+                    model_run_dir: str) -> Dict[str, List[float]]:
     history = top.fit(features_dataset(*train, hp.batch_size, shuffle=True, seed=hp.seed),
                       epochs=epochs,
                       validation_data=features_dataset(*evaluation, hp.batch_size, shuffle=False),
-                      callbacks=[common.ProgressLogger(phase, epochs)], verbose=0)
+                      callbacks=callbacks(phase, epochs, model_run_dir), verbose=0)
     return common.history_to_lists(history)
 
 
-def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, phase: str):
+def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, phase: str, model_run_dir: str):
     repeat = hp.steps_per_epoch is not None
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True,
                              augmentation=hp.augmentation, shuffle_buffer=hp.shuffle_buffer,
@@ -76,17 +81,17 @@ def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, pha
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
     history = parts.model.fit(train_ds, epochs=epochs, steps_per_epoch=hp.steps_per_epoch,
                               validation_data=eval_ds, validation_steps=hp.validation_steps,
-                              callbacks=[common.ProgressLogger(phase, epochs)], verbose=0)
+                              callbacks=callbacks(phase, epochs, model_run_dir), verbose=0)
     return common.history_to_lists(history)
 
 
-def train(hp: Vgg16HParams, inputs: common.TrainingInputs):
+def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str):
     """Both phases; returns (parts, merged history, phase start epochs)."""
     inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
     common.seed_everything(hp.seed)
     n_classes = inputs.n_classes
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
-    with common.distribution_strategy().scope():
+    with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
         parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes)
         cache = None
         if fast or (hp.fine_tune_epochs and not hp.fine_tune_augment):
@@ -106,10 +111,11 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs):
                 common.compile_classifier(top, hp.feature_extraction_learning_rate, n_classes)
                 train_features, eval_features = cache.at(parts, LAST_BASE_LAYER)
                 histories.append(fit_on_features(top, train_features, eval_features, hp,
-                                                 hp.feature_extraction_epochs, phase))
+                                                 hp.feature_extraction_epochs, phase, model_run_dir))
             else:
                 common.compile_classifier(parts.model, hp.feature_extraction_learning_rate, n_classes)
-                histories.append(fit_end_to_end(parts, inputs, hp, hp.feature_extraction_epochs, phase))
+                histories.append(fit_end_to_end(parts, inputs, hp, hp.feature_extraction_epochs, phase,
+                                                model_run_dir))
 
         if hp.fine_tune_epochs:
             phase = "fine-tuning" + ("" if hp.fine_tune_augment else " (cached frozen layers)")
@@ -118,12 +124,12 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs):
             logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
             if hp.fine_tune_augment:
                 common.compile_classifier(parts.model, hp.fine_tune_learning_rate, n_classes)
-                histories.append(fit_end_to_end(parts, inputs, hp, hp.fine_tune_epochs, phase))
+                histories.append(fit_end_to_end(parts, inputs, hp, hp.fine_tune_epochs, phase, model_run_dir))
             else:
                 _, top = parts.split_at(cache.cut)
                 common.compile_classifier(top, hp.fine_tune_learning_rate, n_classes)
                 histories.append(fit_on_features(top, cache.train, cache.eval, hp,
-                                                 hp.fine_tune_epochs, phase))
+                                                 hp.fine_tune_epochs, phase, model_run_dir))
     return parts, common.concat_histories(*histories), phase_starts
 
 
@@ -131,7 +137,7 @@ def run_fn(fn_args):
     """TFX Trainer entry point."""
     hp = Vgg16HParams.from_custom_config(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
-    parts, history, phase_starts = train(hp, inputs)
+    parts, history, phase_starts = train(hp, inputs, fn_args.model_run_dir)
     augmented = hp.feature_extraction != FEATURE_EXTRACTION_FAST or (
         hp.fine_tune_epochs and hp.fine_tune_augment)
     common.write_training_report(
