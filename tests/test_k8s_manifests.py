@@ -1,7 +1,7 @@
 """k8s/: every kustomization renders with `kubectl kustomize`, every object validates
 against the Kubernetes OpenAPI schema offline (kubernetes-validate, strict), every
 Pod template passes the "restricted" Pod Security Standard, and the pieces refer
-to each other correctly (volumes, claims, ports, probes, served model names)."""
+to each other correctly (volumes, claims, ports, probes, the Pusher's model list)."""
 import os
 import re
 import shutil
@@ -10,12 +10,11 @@ import subprocess
 import pytest
 import yaml
 
-from components import contract
+from components.pusher.serving_layout import MODELS_CONFIG_FILE
 
 K8S_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "k8s")
 KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/gke-gpu")
 KUBERNETES_VERSION = "1.37.0"
-SERVED_MODELS = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
 POD_TEMPLATE_PATHS = {
     "Pod": ("spec",),
     "Deployment": ("spec", "template", "spec"),
@@ -120,50 +119,67 @@ def test_every_pod_template_passes_restricted_pod_security(rendered):
             assert resources.get("requests") and resources.get("limits"), f"{where_c}: resources"
 
 
-def test_tf_serving_serves_both_models_with_batching_and_monitoring(rendered):
-    name, objects = rendered
+def _tf_serving(objects):
     deployment = _one(objects, "Deployment", "tf-serving")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"].startswith("tensorflow/serving:")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     args = dict(a.lstrip("-").split("=", 1) for a in container["args"])
-    config_dir = args["model_config_file"].rsplit("/", 1)[0]
+    return pod, container, args
+
+
+def _config_files(objects, pod, container, args):
+    """The ConfigMap files mounted where TF Serving's batching config is read."""
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    config_volume = volumes[mounts[config_dir]["name"]]
-    config_map = _one(objects, "ConfigMap", config_volume["configMap"]["name"])
-    files = config_map["data"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_dir = args["batching_parameters_file"].rsplit("/", 1)[0]
+    return _one(objects, "ConfigMap", volumes[mounts[config_dir]["name"]]["configMap"]["name"])["data"]
+
+
+def test_tf_serving_reads_the_pushers_model_list_with_batching_and_monitoring(rendered):
+    name, objects = rendered
+    pod, container, args = _tf_serving(objects)
+    assert container["image"].startswith("tensorflow/serving:")
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files = _config_files(objects, pod, container, args)
     assert args["enable_batching"] == "true"
-    for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file"):
+    for flag in ("batching_parameters_file", "monitoring_config_file"):
         assert os.path.basename(args[flag]) in files, flag
-    served = dict(re.findall(r'name:\s*"([^"]+)"\s*base_path:\s*"([^"]+)"', files["models.config"]))
-    assert set(served) == set(SERVED_MODELS)
-    for model, base_path in served.items():
-        assert base_path.endswith("/" + model)
-        if base_path.startswith("/"):
-            # A local base path must sit on a mounted volume that holds the pushed models.
-            mount = next(m for p, m in mounts.items() if base_path.startswith(p + "/"))
-            volume = volumes[mount["name"]]
-            claim = volume["persistentVolumeClaim"]["claimName"]
-            _one(objects, "PersistentVolumeClaim", claim)
-        else:
-            assert base_path.startswith("gs://"), base_path
+    # The model list is the Pusher's (components/pusher/serving_layout.py), in the
+    # serving root beside the models, re-read so that first pushes get served.
+    model_list = args["model_config_file"]
+    assert os.path.basename(model_list) == MODELS_CONFIG_FILE
+    assert float(args["model_config_file_poll_wait_seconds"]) > 0
+    assert MODELS_CONFIG_FILE not in files, "a fixed model list would name models that were never pushed"
+    if model_list.startswith("/"):
+        mount = next(m for p, m in mounts.items() if model_list.startswith(p + "/"))
+        _one(objects, "PersistentVolumeClaim", volumes[mount["name"]]["persistentVolumeClaim"]["claimName"])
+        # Before the first push the file does not exist: an init container waits for it.
+        waiter = next(c for c in pod.get("initContainers", []) if model_list in " ".join(c["args"]))
+        assert {m["name"] for m in waiter["volumeMounts"]} == {mount["name"]}
+    else:
+        assert model_list.startswith("gs://"), model_list
+        assert "initContainers" not in pod, f"{name}: nothing mounted to wait on"
     batching = files["batching_parameters.txt"]
     sizes = [int(s) for s in re.findall(r"allowed_batch_sizes:\s*(\d+)", batching)]
     assert sizes and sizes[-1] == int(re.search(r"max_batch_size\s*{\s*value:\s*(\d+)", batching)[1])
     assert "prometheus_config" in files["monitoring.config"]
 
 
-def test_probes_check_that_the_served_models_are_available(rendered):
+def test_startup_and_readiness_probes_depend_on_no_single_model(rendered):
+    """A model that was never blessed has no version, and TF Serving answers 404 for
+    it forever: the probes use the Prometheus URL of monitoring.config, which answers
+    200 once the server is up (tests/test_serving_probes.py shows it on the local server)."""
     _, objects = rendered
-    container = _one(objects, "Deployment", "tf-serving")["spec"]["template"]["spec"]["containers"][0]
-    probed = set()
+    pod, container, args = _tf_serving(objects)
+    monitoring = _config_files(objects, pod, container, args)[os.path.basename(args["monitoring_config_file"])]
+    prometheus_path = re.search(r'path:\s*"([^"]+)"', monitoring)[1]
     for probe in ("startupProbe", "readinessProbe"):
         get = container[probe]["httpGet"]
         assert get["port"] == "http"
-        model = re.fullmatch(r"/v1/models/([^/]+)/metadata", get["path"])
-        assert model, f"{probe} {get['path']} is not a model metadata URL"
-        probed.add(model[1])
-    assert probed == set(SERVED_MODELS)
+        assert "/v1/models/" not in get["path"], f"{probe} depends on one model: {get['path']}"
+        assert get["path"] == prometheus_path, probe
+    assert args["rest_api_port"] == str(next(p["containerPort"] for p in container["ports"] if p["name"] == "http"))
 
 
 def test_service_hpa_pdb_and_network_policy_point_at_tf_serving(rendered):

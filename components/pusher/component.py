@@ -1,4 +1,5 @@
-"""Pusher: copies a blessed model into <serving base>/<served name>/<version>/.
+"""Pusher: copies a blessed model into <serving base>/<served name>/<version>/
+and keeps <serving base>/models.config listing the models that have a version.
 
 Replaces TFX's stock Pusher, whose versions are Unix seconds (two pushes in one
 second collide) and whose copy can expose saved_model.pb before the variables.
@@ -36,10 +37,21 @@ def refusal_reason(blessing_uri: str) -> str:
 def push_blessed_model(model_dir: str, blessing_uri: str, examples_uri: str, serving_model_dir: str,
                        model_name: str, num_warmup_requests: int, strategy: str = "",
                        verify_warmup: bool = True) -> dict:
-    """Pushes unless not blessed or already serving; returns what happened.
+    """Pushes unless not blessed or already serving, then rewrites the serving
+    root's models.config (whatever the outcome, so that it exists after the
+    first run); returns what happened.
 
     Keys: pushed (0/1), pushed_destination, pushed_version, already_serving (0/1), reason.
     """
+    outcome = _push(model_dir, blessing_uri, examples_uri, serving_model_dir, model_name,
+                    num_warmup_requests, strategy, verify_warmup)
+    served = serving_layout.write_models_config(serving_model_dir)
+    logging.info("Pusher: %s lists %s", os.path.join(serving_model_dir, serving_layout.MODELS_CONFIG_FILE),
+                 ", ".join(served) or "no models yet")
+    return outcome
+
+def _push(model_dir, blessing_uri, examples_uri, serving_model_dir, model_name, num_warmup_requests,
+          strategy, verify_warmup) -> dict:
     if not is_blessed(blessing_uri):
         reason = refusal_reason(blessing_uri)
         logging.warning("Pusher: NOT pushing %s: %s", model_name, reason)
