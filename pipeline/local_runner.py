@@ -149,7 +149,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"run-local: {error}")
         return 2
-    run_pipeline(config)
+    from components.image_example_gen.errors import BadInputError  # pylint: disable=import-outside-toplevel
+    from components.image_example_gen.layout import scan_layout  # pylint: disable=import-outside-toplevel
+    try:
+        scan_layout(config.data_root)  # a wrong --data-dir fails here, before TFX starts
+        run_pipeline(config)
+    except BadInputError as error:  # the data's fault: its one-line reason, not a traceback
+        print(f"run-local: {error}")
+        return 2
     from components.evaluation import run_summary  # pylint: disable=import-outside-toplevel
     print(f"Pipeline outputs: {config.pipeline_root}")
     print(f"ML metadata:      {config.metadata_path}")

@@ -2,6 +2,8 @@
 import io
 import os
 import shutil
+import struct
+import zlib
 from typing import Dict, Iterable
 
 from PIL import Image
@@ -41,3 +43,29 @@ def write(path: str, data: bytes) -> str:
     with open(path, "wb") as file:
         file.write(data)
     return path
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A valid-looking PNG of a few dozen bytes whose header claims width x height
+    (a decompression bomb as far as any reader that trusts the header is concerned)."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def mpo_bytes(size=(40, 30)) -> bytes:
+    """A multi-picture JPEG (MPO, as phone cameras write): two pictures, red first."""
+    buffer = io.BytesIO()
+    first, second = Image.new("RGB", size, (200, 10, 10)), Image.new("RGB", size, (10, 200, 10))
+    first.save(buffer, format="MPO", save_all=True, append_images=[second])
+    return buffer.getvalue()
+
+
+def jpeg_with_exif_orientation(orientation: int, size=(40, 30)) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 10, 200)).save(buffer, format="JPEG", exif=exif.tobytes())
+    return buffer.getvalue()

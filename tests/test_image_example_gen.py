@@ -76,7 +76,8 @@ def test_records_class_names_and_report(clean_run):
         assert json.load(file) == ["cats", "dogs"]
     with open(os.path.join(examples.uri, executor_lib.REPORT_FILE)) as file:
         report = json.load(file)
-    assert report["totals"] == {"files_seen": 30, "examples_written": 30, "files_rejected": 0, "files_skipped": 0}
+    assert report["totals"] == {"files_seen": 30, "examples_written": 30, "files_rejected": 0, "files_skipped": 0,
+                                "images_with_exif_rotation": 0}
     assert examples.get_string_custom_property("class_names") == '["cats", "dogs"]'
 
 
@@ -117,6 +118,10 @@ def test_too_many_rejections_fail_the_run_naming_the_files(tmp_path):
     image_files.write(str(data / "train/dogs/zero.jpg"), b"")
     with pytest.raises(executor_lib.IngestionError, match=r"1 of 31 image files rejected.*zero\.jpg: empty file"):
         run_executor(str(data), str(tmp_path / "out"), max_rejected_fraction=0.01)
+    # TFX deletes a failed execution's outputs: the full list goes beside them
+    failed = executor_lib.failed_report_dir(str(tmp_path / "out" / "examples"))
+    with open(os.path.join(failed, executor_lib.REJECTED_FILE)) as file:
+        assert "zero.jpg\tempty file" in file.read()
 
 
 @pytest.mark.parametrize("breakage, message", [

@@ -6,7 +6,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import contract
-from components.image_example_gen import executor
+from components.image_example_gen import driver, executor
 
 
 def input_config_for(splits: Sequence[str] = contract.SPLITS) -> example_gen_pb2.Input:
@@ -25,6 +25,9 @@ class ImageExampleGen(FileBasedExampleGen):
     """
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    # Fingerprints the input for caching without failing on a broken symbolic
+    # link or a name that is not UTF-8 (the executor reports those files).
+    DRIVER_CLASS = driver.ImageFolderDriver
 
     def __init__(self, input_base: str, splits: Sequence[str] = contract.SPLITS,
                  max_rejected_fraction: float = 0.01, max_image_pixels: int = 50_000_000,
