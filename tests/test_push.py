@@ -208,3 +208,58 @@ def test_unreadable_or_corrupt_baseline_record_means_no_baseline(artifacts, tmp_
         baseline.BaselineInfo(True, "latest pushed version 3", version=3).to_json())
     info = baseline.read_baseline_info_at(str(claims_found))
     assert not info.found and info.unusable and "baseline copy is corrupt" in info.reason
+
+
+def _backdate(path, seconds):
+    """Makes everything under path look written `seconds` ago."""
+    then = os.stat(path).st_mtime - seconds
+    for directory, _, names in os.walk(path):
+        for name in names:
+            os.utime(os.path.join(directory, name), (then, then))
+        os.utime(directory, (then, then))
+
+
+def _leave_partial_push(artifacts, folder):
+    """What a push killed after copying the variables leaves: variables, no saved_model.pb."""
+    import shutil
+    shutil.copytree(os.path.join(artifacts["model"], "variables"), os.path.join(folder, "variables"))
+    return str(folder)
+
+
+def test_the_next_push_removes_what_killed_pushes_left_but_not_a_push_at_work(artifacts, tmp_path):
+    model_base = tmp_path / MODEL_NAME
+    dead_staging = _leave_partial_push(artifacts, model_base / f"{serving_layout.STAGING_PREFIX}100-dead")
+    dead_direct = _leave_partial_push(artifacts, model_base / "101")
+    for path in (dead_staging, dead_direct):
+        _backdate(path, 2 * serving_layout.STALE_PARTIAL_PUSH_SECONDS)
+    live_staging = _leave_partial_push(artifacts, model_base / f"{serving_layout.STAGING_PREFIX}102-live")
+    outcome = push(artifacts, tmp_path)
+    left = sorted(os.listdir(model_base))
+    assert left == sorted([os.path.basename(live_staging), str(outcome["pushed_version"])])
+    tf.saved_model.load(outcome["pushed_destination"])
+
+
+def _served_models(serving_root):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+    with open(os.path.join(serving_root, serving_layout.MODELS_CONFIG_FILE)) as config_file:
+        config = text_format.Parse(config_file.read(), model_server_config_pb2.ModelServerConfig())
+    return {model.name: model.base_path for model in config.model_config_list.config}
+
+
+def test_models_config_lists_exactly_the_models_that_have_a_version(artifacts, tmp_path):
+    not_blessed = push_blessed_model(
+        model_dir=artifacts["model"], blessing_uri=artifacts["not_blessed"], examples_uri=artifacts["examples"],
+        serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
+    assert not_blessed["pushed"] == 0
+    # Written on the first run whatever the outcome, listing no model that has no version.
+    assert _served_models(tmp_path) == {}
+    os.makedirs(tmp_path / "cats_vs_dogs_never_pushed")
+    push(artifacts, tmp_path)
+    assert _served_models(tmp_path) == {MODEL_NAME: str(tmp_path / MODEL_NAME)}
+    push_blessed_model(
+        model_dir=artifacts["other_model"], blessing_uri=artifacts["blessed"], examples_uri=artifacts["examples"],
+        serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
+    assert _served_models(tmp_path) == {MODEL_NAME: str(tmp_path / MODEL_NAME),
+                                        contract.VGG16_MODEL_NAME: str(tmp_path / contract.VGG16_MODEL_NAME)}
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".")] == []
