@@ -5,7 +5,9 @@ is rejected (with the reason) or skipped (not an image to train on: no image
 extension, hidden, or outside a class folder). No single file can end the run:
 whatever goes wrong while reading or checking it becomes its rejection reason.
 The report lands next to the examples: ingestion_report.json and
-rejected_files.tsv (tab-separated, csv-quoted, so any file name reads back intact).
+rejected_files.tsv (tab-separated, csv-quoted, so any file name reads back intact);
+a run that fails on the rejection limit writes it beside them instead
+(<examples>-failed-ingestion/), since TFX deletes a failed execution's outputs.
 """
 import csv
 import io
