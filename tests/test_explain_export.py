@@ -29,7 +29,10 @@ def trainer_export(tmp_path_factory):
     first = training_support.image_files(SAMPLE_DIR, contract.TRAIN_SPLIT, 1)["cats"][0]
     transform = training_support.build_transform_graph(first, str(root / "transform"))
     fn_args = training_support.fn_args(examples, transform, str(root / "out"),
-                                       {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "seed": 2})
+                                       # float32: bfloat16 (the default on AMX CPUs) rounds batches of
+                                       # different sizes differently, beyond this test's 1e-5 tolerance
+                                       {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "seed": 2,
+                                        "precision": "float32"})
     scratch.run_fn(fn_args)
     return fn_args.serving_model_dir
 
