@@ -1,10 +1,12 @@
 """`catsdogs run-local` option handling (the pipeline run itself: test_local_pipeline.py)."""
 import argparse
+import dataclasses
 import logging
 
 import pytest
 
 from components import contract
+from components.training.hparams import BOOK_SCRATCH, ScratchHParams
 from pipeline import local_runner
 
 
@@ -18,7 +20,13 @@ def test_defaults_train_both_models_with_offline_vgg16_weights():
     config = parse()
     assert config.train_models == (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
     assert config.vgg16.weights == "offline"
-    assert config.scratch.epochs == 100  # the book's budget unless told otherwise
+    assert config.scratch == ScratchHParams()  # the recipe aimed at 85%, not the book's
+
+
+def test_book_preset_then_overrides():
+    config = parse("--preset", "book", "--set", "scratch.seed=3")
+    assert config.scratch == dataclasses.replace(BOOK_SCRATCH, seed=3)
+    assert config.vgg16.weights == "offline"
 
 
 def test_quick_budgets_then_explicit_overrides_win():
@@ -34,6 +42,7 @@ def test_quick_budgets_then_explicit_overrides_win():
     (["--models", "resnet"], "unknown model"),
     (["--set", "epochs=3"], "expected MODEL.NAME=VALUE"),
     (["--set", "scratch.epoch=3"], "unknown ScratchHParams hyper-parameters"),
+    (["--set", "scratch.precision=half"], "precision must be one of"),
 ])
 def test_bad_options_are_named(argv, message):
     with pytest.raises(ValueError, match=message):
