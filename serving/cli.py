@@ -140,5 +140,4 @@ def _predict(args) -> int:
 
 
 def run(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return _serve(args) if args.command == "serve" else _predict(args)

@@ -128,7 +128,6 @@ def explain(args) -> None:
 
 
 def run(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from components.explain.errors import ExplainError
     if args.filters < 1 or args.filter_steps < 0 or args.filter_size < 8:
         print("catsdogs explain: error: --filters must be >= 1, --filter-steps >= 0 and "
