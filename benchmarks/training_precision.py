@@ -8,8 +8,10 @@ precisions, so both see the same machine load.
 
     nice -n 10 .venv/bin/python -m benchmarks.training_precision
 
-Writes benchmarks/results/precision_training.json. Accuracy of each precision
-comes from the full-data runs of benchmarks.training_accuracy.
+Writes benchmarks/results/precision_training.json. Training accuracy comes
+from the full-data runs of benchmarks.training_accuracy; --scratch-weights
+(a run's model_run/best_val_accuracy.weights.h5) adds the test accuracy of those
+weights evaluated under each precision.
 """
 import argparse
 import glob
@@ -32,13 +34,37 @@ BATCH_SIZE = 32
 VGG16_BATCH_SIZE = 20
 
 
-def load_images(data_dir: str, n: int) -> np.ndarray:
-    """[n, 150, 150, 3] float32 in [0, 1] from the training split's JPEGs (both classes)."""
-    paths = sorted(glob.glob(os.path.join(data_dir, contract.TRAIN_SPLIT, "*", "*.jpg")))
-    paths = paths[:n // 2] + paths[-(n - n // 2):]
+def decode(paths) -> np.ndarray:
     images = [tf.image.resize(tf.io.decode_jpeg(tf.io.read_file(path), channels=3),
                               (contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH)) / 255.0 for path in paths]
     return np.stack([image.numpy() for image in images]).astype(np.float32)
+
+
+def load_images(data_dir: str, n: int) -> np.ndarray:
+    """[n, 150, 150, 3] float32 in [0, 1] from the training split's JPEGs (both classes)."""
+    paths = sorted(glob.glob(os.path.join(data_dir, contract.TRAIN_SPLIT, "*", "*.jpg")))
+    return decode(paths[:n // 2] + paths[-(n - n // 2):])
+
+
+def test_accuracy_per_precision(weights_path: str, data_dir: str) -> dict:
+    """The same trained scratch weights evaluated on the test split under each policy."""
+    split_dir = os.path.join(data_dir, contract.TEST_SPLIT)
+    class_names = sorted(os.listdir(split_dir))
+    paths, labels = [], []
+    for index, name in enumerate(class_names):
+        found = sorted(glob.glob(os.path.join(split_dir, name, "*.jpg")))
+        paths += found
+        labels += [index] * len(found)
+    images, labels = decode(paths), np.array(labels, np.float32)
+    accuracies = {}
+    for policy in PRECISIONS:
+        with precision.policy_scope(policy):
+            model = build_scratch_model(len(class_names))
+            common.compile_binary(model, 1e-3)
+        model.load_weights(weights_path)
+        accuracies[policy] = round(float(model.evaluate(images, labels, batch_size=50, verbose=0)[1]), 4)
+        print(f"test accuracy with {policy} inference: {accuracies[policy]}", flush=True)
+    return {"weights": weights_path, "test_images": len(labels), "test_accuracy": accuracies}
 
 
 def timed(function, repeats_inside: int) -> float:
@@ -73,6 +99,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scratch-steps", type=int, default=10, help="training steps of 32 per timing")
     parser.add_argument("--vgg16-batches", type=int, default=5, help="forward batches of 20 per timing")
+    parser.add_argument("--scratch-weights", default=None,
+                        help="also evaluate these scratch convnet weights on the test split per precision")
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     images = load_images(args.data_dir, BATCH_SIZE)
@@ -97,6 +125,8 @@ def main(argv=None):
         result["rates"][workload] = {PRECISION_FLOAT32: rates[(workload, PRECISION_FLOAT32)],
                                      precision.MIXED_BFLOAT16: rates[(workload, precision.MIXED_BFLOAT16)],
                                      "median_speedup": round(bfloat16 / float32, 2)}
+    if args.scratch_weights:
+        result["inference_precision"] = test_accuracy_per_precision(args.scratch_weights, args.data_dir)
     os.makedirs(args.results_dir, exist_ok=True)
     with open(os.path.join(args.results_dir, "precision_training.json"), "w") as f:
         json.dump(result, f, indent=1)
