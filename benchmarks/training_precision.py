@@ -32,6 +32,9 @@ DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 PRECISIONS = (PRECISION_FLOAT32, precision.MIXED_BFLOAT16)
 BATCH_SIZE = 32
 VGG16_BATCH_SIZE = 20
+SCRATCH_DEFAULT_WEIGHTS = os.path.join("/tmp", "bench_training_scratch_default", "trainer", "model_run",
+                                       common.BEST_WEIGHTS_FILE)
+"""What `benchmarks.training_accuracy` (run first by `make bench`) keeps of the default scratch run."""
 
 
 def decode(paths) -> np.ndarray:
@@ -99,8 +102,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scratch-steps", type=int, default=10, help="training steps of 32 per timing")
     parser.add_argument("--vgg16-batches", type=int, default=5, help="forward batches of 20 per timing")
-    parser.add_argument("--scratch-weights", default=None,
-                        help="also evaluate these scratch convnet weights on the test split per precision")
+    parser.add_argument("--scratch-weights", default=SCRATCH_DEFAULT_WEIGHTS,
+                        help="also evaluate these scratch convnet weights on the test split per precision, "
+                             "if the file exists (default: %(default)s)")
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     images = load_images(args.data_dir, BATCH_SIZE)
@@ -125,7 +129,7 @@ def main(argv=None):
         result["rates"][workload] = {PRECISION_FLOAT32: rates[(workload, PRECISION_FLOAT32)],
                                      precision.MIXED_BFLOAT16: rates[(workload, precision.MIXED_BFLOAT16)],
                                      "median_speedup": round(bfloat16 / float32, 2)}
-    if args.scratch_weights:
+    if args.scratch_weights and os.path.exists(args.scratch_weights):
         result["inference_precision"] = test_accuracy_per_precision(args.scratch_weights, args.data_dir)
     os.makedirs(args.results_dir, exist_ok=True)
     with open(os.path.join(args.results_dir, "precision_training.json"), "w") as f:
