@@ -52,13 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--vgg16-weights", default="offline",
                         help="'offline' (ImageNet weights shipped in the environment; default), "
                              "'imagenet' (Keras download, needs internet) or a weights file path")
+    parser.add_argument("--min-accuracy", action="append", default=[], metavar="MODEL=VALUE",
+                        help="the test accuracy a model needs to be blessed and pushed, e.g. --min-accuracy "
+                             "scratch=0.6 (defaults: " + ", ".join(
+                                 f"{m.key} {m.default_thresholds.min_accuracy:g}" for m in model_registry.MODELS) +
+                             "; repeatable)")
     parser.add_argument("--max-rejected-fraction", type=float, default=None,
                         help="fail ingestion when more than this share of image files is rejected (default 0.01)")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--serve-and-predict", action="store_true",
                         help="afterwards, serve the pushed models over gRPC and predict the test images")
     parser.add_argument("--verbose", action="store_true",
-                        help="show TFX's and Beam's own INFO logs (artifact and execution dumps)")
+                        help="show TensorFlow's C++ start-up log and TFX's and Beam's own INFO logs "
+                             "(artifact and execution dumps)")
 
 
 class ProgressLogFilter(logging.Filter):
@@ -110,6 +116,21 @@ def parse_overrides(assignments: Sequence[str]) -> Dict[str, Dict[str, object]]:
     return overrides
 
 
+def parse_min_accuracy(assignments: Sequence[str]) -> Dict[str, float]:
+    """['scratch=0.6', ...] -> {'scratch': 0.6}."""
+    floors: Dict[str, float] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        try:
+            floors[key] = float(raw)
+        except ValueError:
+            sep = ""
+        if not sep or key not in HPARAM_SECTIONS:
+            raise ValueError(f"--min-accuracy {assignment!r}: expected MODEL=VALUE with MODEL one of "
+                             f"{', '.join(HPARAM_SECTIONS)} and VALUE a number")
+    return floors
+
+
 def _with_hparams(config: PipelineConfig, section: str, values: Dict[str, object]) -> PipelineConfig:
     current = getattr(config, HPARAM_SECTIONS[section])
     merged = dict(current.as_custom_config(), **values)
@@ -128,6 +149,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             config = _with_hparams(config, section, values)
     for section, values in parse_overrides(args.set).items():
         config = _with_hparams(config, section, values)
+    for key, floor in parse_min_accuracy(args.min_accuracy).items():
+        thresholds = dataclasses.replace(getattr(config.evaluation, key), min_accuracy=floor)
+        config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, **{key: thresholds}))
     if args.max_rejected_fraction is not None:
         config = dataclasses.replace(config, ingestion=dataclasses.replace(
             config.ingestion, max_rejected_fraction=args.max_rejected_fraction))

@@ -38,8 +38,19 @@ def test_quick_budgets_then_explicit_overrides_win():
     assert config.train_models == (contract.VGG16_MODEL_NAME,)
 
 
+def test_min_accuracy_sets_one_model_s_blessing_floor():
+    config = parse("--min-accuracy", "mnist=0", "--min-accuracy", "scratch=0.55")
+    assert config.evaluation.mnist.min_accuracy == 0.0 and config.evaluation.scratch.min_accuracy == 0.55
+    assert config.evaluation.vgg16 == parse().evaluation.vgg16
+    assert config.evaluation.scratch.max_accuracy_drop == parse().evaluation.scratch.max_accuracy_drop
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--models", "resnet"], "unknown model"),
+    (["--min-accuracy", "0.5"], "expected MODEL=VALUE"),
+    (["--min-accuracy", "resnet=0.5"], "expected MODEL=VALUE"),
+    (["--min-accuracy", "scratch=high"], "VALUE a number"),
+    (["--min-accuracy", "scratch=1.5"], r"min_accuracy must be in \[0, 1\]"),
     (["--set", "epochs=3"], "expected MODEL.NAME=VALUE"),
     (["--set", "scratch.epoch=3"], "unknown ScratchHParams hyper-parameters"),
     (["--set", "scratch.precision=half"], "precision must be one of"),
