@@ -80,6 +80,6 @@ def size_problem(data: bytes, max_pixels: int) -> Optional[str]:
     if width == 0 or height == 0:
         return f"{image_format} header gives no size ({width}x{height})"
     if 0 < max_pixels < width * height:
-        return (f"{image_format} of {width}x{height} = {width * height / 1e6:.1f} megapixels is over "
-                f"the limit of {max_pixels / 1e6:g} megapixels")
+        return (f"{image_format} of {width}x{height} = {width * height / 1e6:.3g} megapixels is over "
+                f"the limit of {max_pixels / 1e6:.3g} megapixels")
     return None

@@ -46,6 +46,25 @@ def exported_models(tmp_path_factory):
             for seed in (1, 2)}
 
 
+@pytest.fixture(scope="session")
+def pipeline_export(tmp_path_factory):
+    """What the Trainers export (components.training.export.export_model): the
+    real Transform graph of the project's preprocessing_fn in front of a tiny
+    untrained Keras 3 convnet ending, like the book's, in one sigmoid unit."""
+    import keras
+    import tensorflow_transform as tft
+
+    from components.training.export import export_model
+    from tests import training_support
+    root = tmp_path_factory.mktemp("pipeline_export")
+    transform_dir = training_support.build_transform_graph(sample_images()[0][0], str(root / "transform"))
+    inputs = keras.Input((contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(features))
+    return export_model(model, tft.TFTransformOutput(transform_dir).transform_features_layer(),
+                        training_support.RAW_FEATURE_SPEC, list(contract.CATS_VS_DOGS_CLASSES), str(root / "export"))
+
+
 def push(exported_dir: str, base_path: str, model_name: str, version: int) -> str:
     """Copies a SavedModel into base/name/version the way a pusher does: the
     variables and assets first, saved_model.pb last (the folder only becomes a

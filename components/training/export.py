@@ -31,6 +31,7 @@ class ServingModule(tf.Module):
         self.tft_layer = tft_layer
         self._image_spec = raw_feature_spec[contract.IMAGE_KEY]
         self._class_names = tf.constant(list(class_names), tf.string)
+        self._n_classes = len(class_names)
         units = model.outputs[0].shape[-1]
         self._binary = len(class_names) == 2 and units == 1
         if not self._binary and units != len(class_names):
@@ -39,6 +40,18 @@ class ServingModule(tf.Module):
                              "classes or one softmax unit per class")
 
     def _outputs(self, image_bytes: tf.Tensor) -> Dict[str, tf.Tensor]:
+        # An empty batch gets empty outputs without reaching the model, whose
+        # convolutions fail on zero images ("input depth must be evenly divisible").
+        return tf.cond(tf.size(image_bytes) > 0, lambda: self._model_outputs(image_bytes), self._no_outputs)
+
+    def _no_outputs(self) -> Dict[str, tf.Tensor]:
+        return {
+            contract.PROBABILITIES_KEY: tf.zeros([0, self._n_classes], tf.float32),
+            contract.CLASS_IDS_KEY: tf.zeros([0], tf.int64),
+            contract.CLASSES_KEY: tf.zeros([0], tf.string),
+        }
+
+    def _model_outputs(self, image_bytes: tf.Tensor) -> Dict[str, tf.Tensor]:
         raw = {contract.IMAGE_KEY: _as_raw_feature(image_bytes, self._image_spec)}
         images = self.tft_layer(raw)[contract.TRANSFORMED_IMAGE_KEY]
         scores = self.model(images, training=False)
