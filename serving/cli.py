@@ -45,6 +45,9 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
           help="batch concurrent requests server-side (also --enable_batching=true)")
     _flag(parser, "batching-parameters-file", help="TF Serving BatchingParameters text proto")
     _flag(parser, "max-request-bytes", type=int, help="larger requests get RESOURCE_EXHAUSTED (default 64 MiB)")
+    _flag(parser, "max-num-load-retries", type=int,
+          help="retries of a version that fails to load, with backoff; a version whose files change "
+               "is retried afresh (default 5)")
     _flag(parser, "max-image-pixels", type=int,
           help="images whose header gives more pixels (width x height) get INVALID_ARGUMENT before "
                "decoding (0: no limit; default 50000000, as ingestion)")
@@ -94,7 +97,7 @@ def _serve(args) -> int:
         **({"rest_api_port": None} if no_rest else _given(rest_api_port=args.rest_api_port)),
         **_given(host=args.host, port=args.port, file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                  max_request_bytes=args.max_request_bytes, grpc_max_threads=args.grpc_max_threads,
-                 max_image_pixels=args.max_image_pixels))
+                 max_image_pixels=args.max_image_pixels, max_num_load_retries=args.max_num_load_retries))
     try:
         server = ModelServer(options)
     except (ValueError, OSError, RuntimeError) as error:
