@@ -15,6 +15,7 @@ import grpc
 import pytest
 import requests
 from PIL import Image
+from tensorflow_serving.apis import model_pb2
 
 from components import contract
 from serving.client import ClientOptions, PredictionClient
@@ -248,3 +249,16 @@ def test_image_header_sizes():
                            (png_bytes(4, 4)[:20], "corrupt PNG"), (b"", "0 bytes")]:
         with pytest.raises(ImageHeaderError, match=reason):
             image_size(broken)
+
+
+def test_catsdogs_serve_refuses_a_model_folder_or_a_busy_port_in_one_line(server, tmp_path, capsys):  # noqa: F811
+    from pipeline import cli
+    model_folder = os.path.dirname(server.manager.resolve(model_pb2.ModelSpec(name=MODEL)).path)
+    assert cli.main(["serve", "--model-base-path", model_folder, "--port", "0", "--rest-api-port", "-1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("catsdogs serve: model base path") and "\n" not in error
+    assert cli.main(["serve", "--model-base-path", str(tmp_path), "--host", LOOPBACK,
+                     "--port", str(server.port), "--rest-api-port", "-1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (f"catsdogs serve: cannot listen for gRPC on {LOOPBACK}:{server.port}: "
+                     "the port is in use or the address is not available")
