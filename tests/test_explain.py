@@ -199,3 +199,21 @@ def test_missing_keras_model_is_explained(tmp_path):
         resolve_keras_model_file(str(tmp_path / "saved"))
     with pytest.raises(ModelNotFoundError, match="no such model directory"):
         resolve_keras_model_file(str(tmp_path / "nowhere"))
+
+
+def test_explanations_of_a_mixed_precision_model_are_float32(dog):
+    """Trainers may build their models under mixed_bfloat16 (precision=auto on AMX
+    CPUs); Grad-CAM, activations and filter patterns still work, in float32."""
+    from components.training import precision
+
+    with precision.policy_scope("mixed_bfloat16"):
+        keras.utils.set_random_seed(2)
+        graph = ModelGraph(build_scratch_model())
+    assert graph.model.get_layer("conv2d_1").compute_dtype == "bfloat16"
+    heatmap = np.asarray(gradcam.GradCam(graph).explain(dog.model_input).heatmap)
+    assert heatmap.dtype == np.float32 and np.all(np.isfinite(heatmap))
+    layer_outputs = activations.layer_activations(graph, dog.model_input, ["conv2d_1"])
+    assert layer_outputs["conv2d_1"].dtype == np.float32
+    config = filters.FilterPatternConfig(size=48, steps=2, batch_size=2)
+    patterns = filters.filter_patterns(graph, "conv2d_1", filter_count=2, config=config)
+    assert patterns.patterns.dtype == np.float32 and np.all(np.isfinite(patterns.final_activation))

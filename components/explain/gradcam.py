@@ -52,6 +52,8 @@ class GradCam:
             chosen = tf.where(requested >= 0, requested, predicted)
             scores = tf.gather(probabilities, chosen, axis=1, batch_dims=1)
         grads = tape.gradient(scores, conv_output)
+        # Mixed-precision models give bfloat16/float16 conv outputs: the map is float32.
+        conv_output, grads = tf.cast(conv_output, tf.float32), tf.cast(grads, tf.float32)
         channel_weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(conv_output * channel_weights, axis=-1))
         peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)

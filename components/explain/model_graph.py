@@ -107,11 +107,11 @@ class ModelGraph:
         self.check_layers(layer_names, self.feature_layers)
         if not self._is_chain:
             return keras.Model(self.model.inputs[0],
-                               [self._layers[name].output for name in layer_names])
+                               [_as_float32(self._layers[name].output) for name in layer_names])
         last = max(layer_names, key=self.feature_layers.index)
         shape = (None, None, self.input_shape[-1]) if any_size else self.input_shape
         chain_model = self._chain_model(layer_names, shape, stop_after=last)
-        return keras.Model(chain_model.input, chain_model.outputs[:-1])
+        return keras.Model(chain_model.input, [_as_float32(t) for t in chain_model.outputs[:-1]])
 
     def gradcam_model(self, conv_layer: str) -> keras.Model:
         """input -> [conv layer's output, predictions]."""
@@ -124,6 +124,12 @@ class ModelGraph:
     @property
     def last_conv_layer(self) -> str:
         return self.conv_layers[-1]
+
+
+def _as_float32(tensor):
+    """Activations in float32 whatever the model computes in (a mixed-precision
+    model's layers output bfloat16 or float16), so explanations do float32 math."""
+    return keras.ops.cast(tensor, "float32")
 
 
 def first_conv_of_each_block(graph: ModelGraph) -> List[str]:
