@@ -365,10 +365,7 @@ class RestServer:
         return request.keep_alive
 
     async def _read_body(self, request: _Request, reader, writer) -> bytes:
-        if request.method != "POST":
-            if request.headers.get("content-length") or request.headers.get("transfer-encoding"):
-                raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"{request.method[:20]} requests take no body")
-            return b""
+        """The whole body, by the same rules for every method (a GET's is ignored)."""
         limit = self._api.max_request_bytes
         encodings = [coding.strip().lower() for value in request.headers.get("transfer-encoding", [])
                      for coding in value.split(",") if coding.strip()]
