@@ -9,6 +9,11 @@ Requests are turned into the same PredictRequest protos the gRPC API takes,
 so both APIs share one code path and one set of errors. JSON follows TF
 Serving's conventions: row ("instances") or columnar ("inputs") format, binary
 strings as {"b64": ...}, errors as {"error": message}.
+
+HTTP/1.1 itself is parsed here on the standard library's asyncio streams (no
+HTTP server package is among the project's dependencies): Content-Length must
+be one non-negative integer, chunked bodies are decoded, every size is capped,
+and a connection holds no thread while its client is slow or silent.
 """
 import asyncio
 import base64
