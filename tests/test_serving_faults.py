@@ -210,7 +210,7 @@ def test_images_over_the_pixel_limit_are_invalid_argument_before_decoding(tmp_pa
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(server):  # noqa: F811
-    bomb = png_header_only(20_000, 20_000)  # 400 megapixels in 57 bytes
+    bomb = png_header_only(20_000, 20_000)  # 400 megapixels in 66 bytes
     with PredictionClient(f"{LOOPBACK}:{server.port}", FAST) as client:
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as caught:
