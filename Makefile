@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OUTPUT_DIR ?= outputs/local
 DATA_DIR ?= data/sample
 
-.PHONY: env run test test-all bench clean
+.PHONY: env run test test-kfp test-all bench clean
 
 env: $(VENV)/.bootstrap-complete
 
@@ -17,6 +17,11 @@ run: env
 
 test: env
 	$(PY) -m pytest -q tests
+
+# The compiled KFP pipeline executed task by task in containers of the project's
+# image (Docker installed and started if needed; see scripts/test_kfp.sh).
+test-kfp: env
+	scripts/test_kfp.sh
 
 bench: env
 	$(PY) -m benchmarks.run_all $(if $(ONLY),--only $(ONLY))
