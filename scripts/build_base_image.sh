@@ -98,4 +98,5 @@ tar -C "$ROOTFS" -c . | docker import \
   --change 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV LANG=C.UTF-8' \
   - "$IMAGE" >/dev/null
+rm -rf "$ROOTFS"  # 4 GB; the wheelhouse stays as a download cache
 log "$IMAGE: $(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}')"
