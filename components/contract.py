@@ -66,3 +66,9 @@ KERAS_CLASS_NAMES_PATH = "keras/class_names.json"
 
 TRAINING_REPORT_DIR = "training_report"
 """Inside the Trainer's model_run artifact: curves and augmentation grids (PNG)."""
+
+# Ingestion's limits (ImageExampleGen; serving applies the same pixel limit).
+DEFAULT_MAX_REJECTED_FRACTION = 0.01
+"""Ingestion fails when more than this share of the image files is rejected."""
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+"""width x height read from an image's header before decoding (a decompression bomb's guard)."""

@@ -4,12 +4,11 @@ create_pipeline(). Defaults reproduce the book; runners override what differs
 import dataclasses
 import os
 from importlib import metadata
-from typing import Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from components import contract
 from components.evaluation.thresholds import BlessingThresholds
 from components.image_shape import ImageShape
-from components.training.hparams import MnistHParams, ScratchHParams, Vgg16HParams
 from pipeline import model_registry
 
 PIPELINE_NAME = "cats-vs-dogs"
@@ -27,22 +26,45 @@ LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1",
 @dataclasses.dataclass(frozen=True)
 class IngestionConfig:
     """ImageExampleGen settings (see components/image_example_gen)."""
-    max_rejected_fraction: float = 0.01
-    max_image_pixels: int = 50_000_000
+    max_rejected_fraction: float = contract.DEFAULT_MAX_REJECTED_FRACTION
+    max_image_pixels: int = contract.DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """Evaluator blessing thresholds per model (one field per model_registry key),
-    Pusher warmup and report sizes (see components/evaluation and components/pusher)."""
-    scratch: BlessingThresholds = model_registry.get("scratch").default_thresholds
-    vgg16: BlessingThresholds = model_registry.get("vgg16").default_thresholds
-    mnist: BlessingThresholds = model_registry.get("mnist").default_thresholds
+    """Pusher warmup and report sizes (see components/evaluation and components/pusher);
+    each model's blessing thresholds are in its ModelSettings."""
     num_warmup_requests: int = 5
     num_worst_images: int = 10
 
-    def thresholds_for(self, model_name: str) -> BlessingThresholds:
-        return getattr(self, model_registry.get(model_name).key)
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """One model of a run: its registry entry, with this run's hyper-parameters and
+    blessing thresholds (the entry's defaults unless a runner overrides them)."""
+    entry: model_registry.ModelEntry
+    hparams: Any
+    """An instance of entry.hparams_type."""
+    thresholds: BlessingThresholds
+
+    @classmethod
+    def defaults(cls, name: str) -> "ModelSettings":
+        entry = model_registry.get(name)
+        return cls(entry, entry.hparams_type(), entry.default_thresholds)
+
+    def with_hparams(self, values: Mapping[str, Any]) -> "ModelSettings":
+        """These hyper-parameters with `values` (custom_config names) replaced, validated."""
+        merged = dict(self.hparams.as_custom_config(), **values)
+        return dataclasses.replace(self, hparams=self.entry.hparams_type.from_custom_config(merged))
+
+
+def select_models(names: Sequence[str]) -> Dict[str, ModelSettings]:
+    """PipelineConfig.models for these models (keys or served names), with their defaults."""
+    settings = {}
+    for name in names:
+        model = ModelSettings.defaults(name)
+        settings[model.entry.key] = model
+    return settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,21 +77,34 @@ class PipelineConfig:
     pipeline_name: str = PIPELINE_NAME
     beam_pipeline_args: Sequence[str] = LOCAL_BEAM_ARGS
     ingestion: IngestionConfig = IngestionConfig()
-    train_models: Sequence[str] = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
-    scratch: ScratchHParams = ScratchHParams()
-    vgg16: Vgg16HParams = Vgg16HParams()
-    mnist: MnistHParams = MnistHParams()
+    models: Mapping[str, ModelSettings] = dataclasses.field(
+        default_factory=lambda: select_models(model_registry.DEFAULT_MODELS))
+    """The models to train, by registry key, in training order."""
     evaluation: EvaluationConfig = EvaluationConfig()
     enable_cache: bool = True
 
-    def hparams_for(self, model_name: str):
-        """The hyper-parameters of a model (one field per model_registry key)."""
-        return getattr(self, model_registry.get(model_name).key)
+    def __post_init__(self):
+        for key, model in self.models.items():
+            if key != model.entry.key:
+                raise ValueError(f"models[{key!r}] holds the settings of {model.entry.key!r}")
+        model_registry.image_shape_for(list(self.models))  # at least one model; one image shape
+
+    @property
+    def served_names(self) -> Tuple[str, ...]:
+        return tuple(model.entry.served_name for model in self.models.values())
 
     @property
     def image_shape(self) -> ImageShape:
         """What Transform produces: the shape every selected model takes."""
-        return model_registry.image_shape_for(self.train_models)
+        return model_registry.image_shape_for(list(self.models))
+
+    def with_models(self, names: Sequence[str]) -> "PipelineConfig":
+        """Only these models (keys or served names), with their defaults."""
+        return dataclasses.replace(self, models=select_models(names))
+
+    def with_model(self, model: ModelSettings) -> "PipelineConfig":
+        """One selected model's settings replaced."""
+        return dataclasses.replace(self, models={**self.models, model.entry.key: model})
 
     @classmethod
     def for_local_run(cls, data_root: str, output_dir: str, **overrides) -> "PipelineConfig":

@@ -17,8 +17,6 @@ from typing import Dict, Mapping, Optional, Sequence
 
 from pipeline import model_registry
 
-MODEL_CHOICES = {model.key: model.served_name for model in model_registry.MODELS}
-
 
 class KfpError(Exception):
     """A KFP API problem with a message meant for the user."""
@@ -57,12 +55,10 @@ def _toleration(text: str):
 
 
 def _models(text: str) -> tuple:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODEL_CHOICES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown model(s) {unknown or text!r}; choose from {', '.join(MODEL_CHOICES)}")
-    return tuple(MODEL_CHOICES[n] for n in names)
+    try:
+        return tuple(model.key for model in model_registry.parse_model_list(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +73,7 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serving-volume-claim", help="PersistentVolumeClaim mounted at "
                         "--serving-model-dir in every task; '' for none (gs:// model dir)")
     parser.add_argument("--models", type=_models, help="models to train, comma-separated: "
-                        f"{','.join(MODEL_CHOICES)} (default: scratch,vgg16)")
+                        f"{', '.join(model_registry.keys())} (default: {','.join(model_registry.DEFAULT_MODELS)})")
     parser.add_argument("--gpus", type=int, help="GPUs per Trainer pod (0: CPU training; default 1)")
     parser.add_argument("--gpu-resource", help="extended resource name (default nvidia.com/gpu)")
     parser.add_argument("--gpu-node-selector", type=_key_value, action="append", metavar="KEY=VALUE",
@@ -143,7 +139,7 @@ def kubeflow_config_from_args(args):
     overrides = {}
     for field, value in (("image", args.image), ("pipeline_root", args.pipeline_root),
                          ("data_root", args.data_root), ("serving_model_dir", args.serving_model_dir),
-                         ("train_models", args.models), ("display_name", args.display_name)):
+                         ("models", args.models), ("display_name", args.display_name)):
         if value is not None:
             overrides[field] = value
     if args.serving_volume_claim is not None:
@@ -153,10 +149,9 @@ def kubeflow_config_from_args(args):
     if args.no_cache:
         overrides["enable_cache"] = False
     if args.quick:
-        from pipeline.local_runner import QUICK_HPARAMS
         overrides["hparams_overrides"] = {
-            model: {**QUICK_HPARAMS.get(model, {}), **config.hparams_overrides.get(model, {})}
-            for model in set(QUICK_HPARAMS) | set(config.hparams_overrides)}
+            model.key: {**model.quick_hparams, **config.hparams_overrides.get(model.key, {})}
+            for model in model_registry.MODELS}
     if args.gpus is not None or args.gpu_resource:
         overrides["gpu"] = dataclasses.replace(
             config.gpu, **{k: v for k, v in (("count", args.gpus),

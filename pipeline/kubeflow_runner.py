@@ -10,50 +10,36 @@ mounts) next to it, written by kfp's own YAML writer, so the file is what
 import dataclasses
 import json
 import os
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Set
 
 from google.protobuf import json_format, message
 from kfp.compiler import pipeline_spec_builder
 from kfp.pipeline_spec import pipeline_spec_pb2
+from kubernetes.utils import parse_quantity
 from tfx import v1 as tfx
-from tfx.dsl.components.base import base_node
 from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.kubeflow.v2 import compiler_utils, kubeflow_v2_dag_runner
 
-from components import contract
 from pipeline import configs, kubeflow_platform, model_registry
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import component_by_id, create_pipeline
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
-_CPU_UNITS = {"m": 1e-3}
-_MEMORY_UNITS = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+def _quantity(quantity: str, kind: str, example: str) -> float:
+    try:
+        return float(parse_quantity(quantity))
+    except ValueError:
+        raise ValueError(f"not a Kubernetes {kind} quantity: {quantity!r} (use e.g. {example})") from None
 
 
 def cpu_to_float(quantity: str) -> float:
     """A Kubernetes CPU quantity ('500m', '4') as cores."""
-    try:
-        if quantity.endswith("m"):
-            return float(quantity[:-1]) * _CPU_UNITS["m"]
-        return float(quantity)
-    except ValueError:
-        raise ValueError(f"not a Kubernetes CPU quantity: {quantity!r} (use e.g. '500m' or '4')") from None
+    return _quantity(quantity, "CPU", "'500m' or '4'")
 
 
 def memory_to_float(quantity: str) -> float:
     """A Kubernetes memory quantity ('16Gi', '512M') as bytes."""
-    for suffix in sorted(_MEMORY_UNITS, key=len, reverse=True):
-        if quantity.endswith(suffix):
-            number, scale = quantity[:-len(suffix)], _MEMORY_UNITS[suffix]
-            break
-    else:
-        number, scale = quantity, 1
-    try:
-        return float(number) * scale
-    except ValueError:
-        raise ValueError(
-            f"not a Kubernetes memory quantity: {quantity!r} (use e.g. '16Gi' or '512Mi')") from None
+    return _quantity(quantity, "memory", "'16Gi' or '512Mi'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +101,8 @@ class KubeflowConfig:
     serving_volume_claim: Optional[str] = "serving-models"
     display_name: Optional[str] = None
     pipeline_name: str = configs.PIPELINE_NAME
-    train_models: Sequence[str] = (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    models: Sequence[str] = model_registry.DEFAULT_MODELS
+    """Models to train: registry keys (or served names)."""
     beam_pipeline_args: Sequence[str] = configs.LOCAL_BEAM_ARGS
     enable_cache: bool = True
     task_resources: ContainerResources = ContainerResources(
@@ -124,7 +111,7 @@ class KubeflowConfig:
         cpu_request="4", memory_request="16Gi", cpu_limit="8", memory_limit="32Gi")
     gpu: GpuRequest = GpuRequest()
     gpu_placement: kubeflow_platform.PodPlacement = dataclasses.field(default_factory=_gke_gpu_pool)
-    # Hyper-parameter defaults that differ on the cluster, by model suffix: pods
+    # Hyper-parameter defaults that differ on the cluster, by model key: pods
     # have no internet, so VGG16 uses the weights baked into the image.
     hparams_overrides: Mapping[str, Mapping[str, object]] = dataclasses.field(
         default_factory=lambda: {"vgg16": {"weights": "offline"}})
@@ -137,17 +124,19 @@ class KubeflowConfig:
                 "a gs:// path)")
         if self.gpu.count < 0:
             raise ValueError(f"GPU count must be >= 0, got {self.gpu.count}")
-        for model in self.train_models:
-            model_registry.get(model)  # ValueError naming the known models
-        if not self.train_models:
-            raise ValueError("train_models is empty: the pipeline must train at least one model")
-        model_registry.image_shape_for(self.train_models)  # one Transform: no mix of image shapes
+        # ValueError naming the known models, no model, or a mix of image shapes (one Transform)
+        model_registry.image_shape_for(self.models)
+
+    @property
+    def trainer_ids(self) -> Set[str]:
+        """The Trainers' component ids: the tasks that get GPUs."""
+        return {model_registry.get(name).trainer_id for name in self.models}
 
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeParameterNames:
     """Names of the pipeline parameters a user sets in the KFP UI ({model}: the
-    suffix of the component id, e.g. scratch for Trainer_scratch)."""
+    model's registry key, e.g. scratch for Trainer_scratch)."""
     data_root: str = "data_root"
     hparams: str = "{model}_hparams"
     """A Trainer's custom_config: JSON of the model's hyper-parameters (epochs, ...)."""
@@ -159,7 +148,11 @@ PARAMETERS = RuntimeParameterNames()
 
 
 def build_pipeline_config(kubeflow: KubeflowConfig) -> configs.PipelineConfig:
-    """The PipelineConfig for a KFP run; values users set per run are RuntimeParameters."""
+    """The PipelineConfig for a KFP run; values users set per run are RuntimeParameters.
+    The models' hyper-parameters are the defaults with the cluster's overrides."""
+    models = configs.select_models(kubeflow.models)
+    for key, model in models.items():
+        models[key] = model.with_hparams(kubeflow.hparams_overrides.get(key, {}))
     return configs.PipelineConfig(
         data_root=RuntimeParameter(
             name=PARAMETERS.data_root, ptype=str, default=kubeflow.data_root,
@@ -169,46 +162,34 @@ def build_pipeline_config(kubeflow: KubeflowConfig) -> configs.PipelineConfig:
         metadata_path=None,
         pipeline_name=kubeflow.pipeline_name,
         beam_pipeline_args=tuple(kubeflow.beam_pipeline_args),
-        train_models=tuple(kubeflow.train_models),
+        models=models,
         enable_cache=kubeflow.enable_cache,
     )
 
 
-def _model_suffix(component: base_node.BaseNode) -> str:
-    return component.id.split("_", 1)[1] if "_" in component.id else component.id.lower()
-
-
-def expose_runtime_parameters(pipeline: tfx.dsl.Pipeline,
-                              hparams_overrides: Mapping[str, Mapping[str, object]]) -> None:
+def expose_runtime_parameters(pipeline: tfx.dsl.Pipeline, config: configs.PipelineConfig) -> None:
     """Makes per-model settings pipeline parameters, defaulting to the compiled values.
 
     TFX's KFP v2 compiler can only bind a whole execution property to a runtime
-    parameter (no parameter inside a dict or proto, no string templating), so a
-    Trainer's custom_config and an Evaluator's eval_config become JSON-string
+    parameter (no parameter inside a dict or proto, no string templating), so each
+    model's Trainer custom_config and Evaluator eval_config become JSON-string
     parameters: the executors read them exactly as they read the compiled value.
     """
-    for component in pipeline.components:
-        properties = component.exec_properties
-        if is_trainer(component) and isinstance(properties.get("custom_config"), str):
-            hparams = json.loads(properties["custom_config"])
-            hparams.update(hparams_overrides.get(_model_suffix(component), {}))
-            properties["custom_config"] = RuntimeParameter(
-                name=PARAMETERS.hparams.format(model=_model_suffix(component)), ptype=str,
-                default=json.dumps(hparams, sort_keys=True),
-                description=f"{component.id} hyper-parameters (JSON): epochs, batch size, ...")
-        eval_config = properties.get("eval_config")
+    for key, model in config.models.items():
+        trainer = component_by_id(pipeline, model.entry.trainer_id)
+        trainer.exec_properties["custom_config"] = RuntimeParameter(
+            name=PARAMETERS.hparams.format(model=key), ptype=str,
+            default=json.dumps(json.loads(trainer.exec_properties["custom_config"]), sort_keys=True),
+            description=f"{trainer.id} hyper-parameters (JSON): epochs, batch size, ...")
+        evaluator = component_by_id(pipeline, model.entry.component_id("Evaluator"))
+        eval_config = evaluator.exec_properties["eval_config"]
         if isinstance(eval_config, message.Message):
             eval_config = json_format.MessageToJson(eval_config)
-        if isinstance(eval_config, str):  # TFX's Evaluator keeps it as JSON already
-            properties["eval_config"] = RuntimeParameter(
-                name=PARAMETERS.eval_config.format(model=_model_suffix(component)), ptype=str,
-                # one line: kfp's YAML writer also copies defaults into its header comment
-                default=json.dumps(json.loads(eval_config), sort_keys=True),
-                description=f"{component.id} TFMA EvalConfig (JSON), with the blessing thresholds")
-
-
-def is_trainer(component: base_node.BaseNode) -> bool:
-    return isinstance(component, tfx.components.Trainer) or component.id.startswith("Trainer")
+        evaluator.exec_properties["eval_config"] = RuntimeParameter(
+            name=PARAMETERS.eval_config.format(model=key), ptype=str,
+            # one line: kfp's YAML writer also copies defaults into its header comment
+            default=json.dumps(json.loads(eval_config), sort_keys=True),
+            description=f"{evaluator.id} TFMA EvalConfig (JSON), with the blessing thresholds")
 
 
 def set_container_resources(pipeline: tfx.dsl.Pipeline, kubeflow: KubeflowConfig) -> None:
@@ -216,15 +197,16 @@ def set_container_resources(pipeline: tfx.dsl.Pipeline, kubeflow: KubeflowConfig
     for component in pipeline.components:
         if not hasattr(component, "with_platform_config"):
             continue  # importers and resolvers run no container of ours
-        if is_trainer(component):
+        if component.id in kubeflow.trainer_ids:
             component.with_platform_config(resource_spec(kubeflow.trainer_resources, kubeflow.gpu))
         else:
             component.with_platform_config(resource_spec(kubeflow.task_resources))
 
 
 def create_kubeflow_pipeline(kubeflow: KubeflowConfig) -> tfx.dsl.Pipeline:
-    pipeline = create_pipeline(build_pipeline_config(kubeflow))
-    expose_runtime_parameters(pipeline, kubeflow.hparams_overrides)
+    config = build_pipeline_config(kubeflow)
+    pipeline = create_pipeline(config)
+    expose_runtime_parameters(pipeline, config)
     set_container_resources(pipeline, kubeflow)
     return pipeline
 
@@ -278,7 +260,7 @@ def pod_placements(pipeline: tfx.dsl.Pipeline, pipeline_spec: pipeline_spec_pb2.
         label = labels.get(component.id)
         if label not in containers:
             continue
-        base = kubeflow.gpu_placement if (is_trainer(component) and kubeflow.gpu.count > 0) \
+        base = kubeflow.gpu_placement if (component.id in kubeflow.trainer_ids and kubeflow.gpu.count > 0) \
             else kubeflow_platform.PodPlacement()
         placements[label] = dataclasses.replace(base, volume_claims=volumes)
     return placements

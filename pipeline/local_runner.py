@@ -4,31 +4,15 @@ shared create_pipeline(); then it prints where the outputs are and, with
 --serve-and-predict, serves the pushed models and predicts the test images."""
 import argparse
 import dataclasses
-import json
 import logging
 import os
-from typing import Dict, List, Sequence
 
 from absl import logging as absl_logging
 
+from components import contract
 from components.training.hparams import DEFAULT_PRESET, PRESETS
-from pipeline import model_registry
-from pipeline.configs import PipelineConfig
-
-MODEL_ALIASES = {model.key: model.served_name for model in model_registry.MODELS}
-HPARAM_SECTIONS = {model.key: model.key for model in model_registry.MODELS}
-
-# A smoke run: every stage runs for real on the shipped sample, with budgets
-# that fit a few minutes on 2 CPU cores. VGG16 uses fast feature extraction
-# (the conv base runs once) and a short fine-tuning on cached activations.
-QUICK_HPARAMS = {
-    "scratch": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 16},
-    "vgg16": {"feature_extraction": "fast", "feature_extraction_epochs": 15, "fine_tune_epochs": 1,
-              "fine_tune_augment": False, "steps_per_epoch": None, "batch_size": 20},
-    # The MNIST convnet is small: the book's budget (5 epochs) stays. On the 1,078
-    # scikit-learn digits that is only 85 steps; --set mnist.epochs=20 passes its 0.97 gate.
-    "mnist": {},
-}
+from pipeline import model_registry, overrides, progress_log
+from pipeline.configs import PipelineConfig, select_models
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -36,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help="folder with train/, validation/, test/, each holding one folder per class")
     parser.add_argument("--output-dir", default="outputs/local",
                         help="pipeline root, ML metadata and pushed models go here (default: %(default)s)")
-    parser.add_argument("--models", default="scratch,vgg16",
-                        help="comma-separated models to train: " + ", ".join(MODEL_ALIASES) +
+    parser.add_argument("--models", default=",".join(model_registry.DEFAULT_MODELS),
+                        help="comma-separated models to train: " + ", ".join(model_registry.keys()) +
                              " (default: %(default)s; models taking different image shapes, such as "
                              "mnist's 28x28x1, need separate runs)")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
@@ -58,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                                  f"{m.key} {m.default_thresholds.min_accuracy:g}" for m in model_registry.MODELS) +
                              "; repeatable)")
     parser.add_argument("--max-rejected-fraction", type=float, default=None,
-                        help="fail ingestion when more than this share of image files is rejected (default 0.01)")
+                        help="fail ingestion when more than this share of image files is rejected "
+                             f"(default {contract.DEFAULT_MAX_REJECTED_FRACTION:g})")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--serve-and-predict", action="store_true",
                         help="afterwards, serve the pushed models over gRPC and predict the test images")
@@ -67,95 +52,24 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                              "(artifact and execution dumps)")
 
 
-class ProgressLogFilter(logging.Filter):
-    """Keeps what a person follows a run by: this project's own log lines
-    (ingestion counts, training epochs, push decisions), component start and
-    finish, and every warning. TFX's INFO output is mostly multi-line dumps of
-    MLMD artifacts and executions, which bury the progress."""
-
-    PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    PROJECT_DIRS = (os.path.join(PROJECT_ROOT, "pipeline", ""), os.path.join(PROJECT_ROOT, "components", ""),
-                    os.path.join(PROJECT_ROOT, "serving", ""))
-
-    # Warnings TFX repeats for every input resolution on a SQLite MLMD (it has
-    # no ZetaSQL); they say nothing about the run.
-    KNOWN_NOISE = ("ArtifactQuery.property_predicate is not supported",
-                   "Fallback to non-ZetaSQL contexts execution query")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.pathname.startswith(self.PROJECT_DIRS):
-            return True
-        if record.levelno >= logging.WARNING:
-            return not str(record.msg).startswith(self.KNOWN_NOISE)
-        message = str(record.msg)
-        return message.startswith("Component ") and message.rstrip(".").endswith(("running", "finished"))
-
-
-def parse_models(text: str) -> List[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODEL_ALIASES and name not in MODEL_ALIASES.values()]
-    if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_ALIASES)}")
-    return [MODEL_ALIASES.get(name, name) for name in names]
-
-
-def parse_overrides(assignments: Sequence[str]) -> Dict[str, Dict[str, object]]:
-    """['scratch.epochs=3', ...] -> {'scratch': {'epochs': 3}}; values are JSON (bare words are strings)."""
-    overrides: Dict[str, Dict[str, object]] = {}
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in HPARAM_SECTIONS:
-            raise ValueError(f"--set {assignment!r}: expected MODEL.NAME=VALUE with MODEL one of "
-                             f"{', '.join(HPARAM_SECTIONS)}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        overrides.setdefault(section, {})[name] = value
-    return overrides
-
-
-def parse_min_accuracy(assignments: Sequence[str]) -> Dict[str, float]:
-    """['scratch=0.6', ...] -> {'scratch': 0.6}."""
-    floors: Dict[str, float] = {}
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        try:
-            floors[key] = float(raw)
-        except ValueError:
-            sep = ""
-        if not sep or key not in HPARAM_SECTIONS:
-            raise ValueError(f"--min-accuracy {assignment!r}: expected MODEL=VALUE with MODEL one of "
-                             f"{', '.join(HPARAM_SECTIONS)} and VALUE a number")
-    return floors
-
-
-def _with_hparams(config: PipelineConfig, section: str, values: Dict[str, object]) -> PipelineConfig:
-    current = getattr(config, HPARAM_SECTIONS[section])
-    merged = dict(current.as_custom_config(), **values)
-    return dataclasses.replace(config, **{HPARAM_SECTIONS[section]: type(current).from_custom_config(merged)})
-
-
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    config = PipelineConfig.for_local_run(args.data_dir, args.output_dir,
-                                          enable_cache=not args.no_cache,
-                                          train_models=tuple(parse_models(args.models)))
-    config = _with_hparams(config, "vgg16", {"weights": args.vgg16_weights})
-    for section, hparams in PRESETS[args.preset].items():
-        config = _with_hparams(config, section, hparams.as_custom_config())
+    """The run's PipelineConfig: the selected models, then the hyper-parameters in the
+    order they override each other (offline VGG16 weights, --preset, --quick, --set)."""
+    config = PipelineConfig.for_local_run(args.data_dir, args.output_dir, enable_cache=not args.no_cache,
+                                          models=select_models(overrides.parse_models(args.models)))
+    config = overrides.with_hparams(config, "vgg16", {"weights": args.vgg16_weights})
+    for key, hparams in PRESETS[args.preset].items():
+        config = overrides.with_hparams(config, key, hparams.as_custom_config())
     if args.quick:
-        for section, values in QUICK_HPARAMS.items():
-            config = _with_hparams(config, section, values)
-    for section, values in parse_overrides(args.set).items():
-        config = _with_hparams(config, section, values)
-    for key, floor in parse_min_accuracy(args.min_accuracy).items():
-        thresholds = dataclasses.replace(getattr(config.evaluation, key), min_accuracy=floor)
-        config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, **{key: thresholds}))
+        for model in model_registry.MODELS:
+            config = overrides.with_hparams(config, model.key, model.quick_hparams)
+    for key, values in overrides.parse_overrides(args.set).items():
+        config = overrides.with_hparams(config, key, values)
+    for key, floor in overrides.parse_min_accuracy(args.min_accuracy).items():
+        config = overrides.with_min_accuracy(config, key, floor)
     if args.max_rejected_fraction is not None:
         config = dataclasses.replace(config, ingestion=dataclasses.replace(
             config.ingestion, max_rejected_fraction=args.max_rejected_fraction))
-    model_registry.image_shape_for(config.train_models)  # refuses a mix of image shapes, before the run
     return config
 
 
@@ -173,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
     # absl (which TFX and the Trainers log through) drops INFO unless told, as in TFX's templates.
     absl_logging.set_verbosity(absl_logging.INFO)
     if not args.verbose:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(ProgressLogFilter())
+        progress_log.show_progress_only()
     try:
         config = config_from_args(args)
     except ValueError as error:

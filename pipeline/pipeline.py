@@ -1,26 +1,69 @@
-"""create_pipeline(): the one pipeline definition every runner shares.
+"""create_pipeline(): the whole DAG, the one pipeline definition every runner shares.
 
 Runners (pipeline/local_runner.py, pipeline/kubeflow_runner.py) only build a
 PipelineConfig and choose an orchestrator; nothing here knows which one runs it.
+
+    ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
+                    -> Transform (preprocessing only)
+    then, for each model of config.models (ids end in _<key>):
+    Trainer -> ExplainGallery
+            -> BaselineLookup -> Evaluator (TFMA, test split) -> Pusher
+                                                             -> EvaluationReport
 """
 from typing import List, Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
+from tfx.types import channel
 
 from components import contract
-from components.evaluation.pipeline_nodes import create_evaluation_nodes
+from components.evaluation import eval_config
+from components.evaluation.baseline import BaselineLookup
+from components.evaluation.evaluator import Evaluator
+from components.evaluation.report import EvaluationReport
+from components.evaluation.thresholds import BlessingThresholds
 from components.explain.component import ExplainGallery
 from components.image_example_gen.component import ImageExampleGen
-from components.image_shape import ImageShape
-from pipeline import model_registry
-from pipeline.configs import PipelineConfig
+from components.pusher.component import Pusher
+from pipeline.configs import EvaluationConfig, PipelineConfig
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 
 
-def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
-    """Ingestion, statistics, schema, validation and the transform graph."""
+def create_model_gate(model_name: str, suffix: str, model: channel.BaseChannel,
+                      examples: channel.BaseChannel, thresholds: BlessingThresholds,
+                      serving_model_dir: str, evaluation: EvaluationConfig = EvaluationConfig(),
+                      with_report: bool = True) -> List[base_node.BaseNode]:
+    """What follows a Trainer: BaselineLookup -> Evaluator (TFMA on the test split,
+    against the served baseline) -> Pusher (only a blessed model), and the HTML
+    EvaluationReport. Ids end in _<suffix> (e.g. Evaluator_scratch) so every
+    model's nodes coexist."""
+    baseline = BaselineLookup(
+        candidate_model=model, serving_model_dir=serving_model_dir, model_name=model_name,
+    ).with_id(f"BaselineLookup_{suffix}")
+    evaluator = Evaluator(
+        examples=examples, model=model, baseline_model=baseline.outputs["baseline_model"],
+        eval_config=eval_config.build_eval_config(thresholds),
+        example_splits=[contract.TEST_SPLIT],
+    ).with_id(f"Evaluator_{suffix}")
+    pusher = Pusher(
+        model=model, model_blessing=evaluator.outputs["blessing"], examples=examples,
+        serving_model_dir=serving_model_dir, model_name=model_name,
+        num_warmup_requests=evaluation.num_warmup_requests,
+    ).with_id(f"Pusher_{suffix}")
+    if not with_report:
+        return [baseline, evaluator, pusher]
+    report = EvaluationReport(
+        model=model, evaluation=evaluator.outputs["evaluation"],
+        model_blessing=evaluator.outputs["blessing"], baseline_model=baseline.outputs["baseline_model"],
+        examples=examples, model_name=model_name, num_worst_images=evaluation.num_worst_images,
+    ).with_id(f"EvaluationReport_{suffix}")
+    return [baseline, evaluator, pusher, report]
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    # Ingestion, statistics, schema and validation.
     example_gen = ImageExampleGen(
         input_base=config.data_root,
         max_rejected_fraction=config.ingestion.max_rejected_fraction,
@@ -31,72 +74,49 @@ def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    return [example_gen, statistics_gen, schema_gen, example_validator]
+    examples = example_gen.outputs["examples"]
 
+    # Preprocessing only (no analyzers): Trainers apply the graph to raw examples
+    # in tf.data, so nothing is materialised (150x150x3 floats would be ~270 KB
+    # per example). The selected models' image shape reaches preprocessing_fn as
+    # custom_config.
+    transform = tfx.components.Transform(
+        examples=examples, schema=schema_gen.outputs["schema"], preprocessing_fn=PREPROCESSING_FN,
+        materialize=False, disable_statistics=True, custom_config=config.image_shape.as_custom_config())
 
-def create_transform(examples, schema, image_shape: ImageShape = ImageShape()) -> base_node.BaseNode:
-    """Preprocessing only (no analyzers): Trainers apply the graph to raw examples in
-    tf.data, so nothing is materialised (150x150x3 floats would be ~270 KB per example).
-    image_shape (the selected models' input) reaches preprocessing_fn as custom_config."""
-    return tfx.components.Transform(
-        examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
-        materialize=False, disable_statistics=True, custom_config=image_shape.as_custom_config())
-
-
-def create_trainers(config: PipelineConfig, examples, transform_graph) -> List[base_node.BaseNode]:
-    """One Trainer per model in config.train_models: train on `train`, validate on `validation`."""
-    trainers = []
-    for model_name in config.train_models:
-        model = model_registry.get(model_name)
-        trainers.append(tfx.components.Trainer(
-            run_fn=model.run_fn,
+    # One Trainer per model (train on `train`, validate on `validation`).
+    trainers = {
+        key: tfx.components.Trainer(
+            run_fn=model.entry.run_fn,
             examples=examples,
-            transform_graph=transform_graph,
+            transform_graph=transform.outputs["transform_graph"],
             train_args=tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT]),
             eval_args=tfx.proto.EvalArgs(splits=[contract.EVAL_SPLIT]),
-            custom_config=config.hparams_for(model_name).as_custom_config(),
-        ).with_id(model.trainer_id))
-    return trainers
+            custom_config=model.hparams.as_custom_config(),
+        ).with_id(model.entry.trainer_id)
+        for key, model in config.models.items()}
 
+    # After each Trainer: an HTML gallery of Grad-CAM on test images,
+    # activations and filter patterns (book section 5.4).
+    galleries = [
+        ExplainGallery(model=trainers[key].outputs["model"], examples=examples)
+        .with_id(model.entry.explain_gallery_id)
+        for key, model in config.models.items()]
 
-def create_explain_galleries(config: PipelineConfig, examples, trainers) -> List[base_node.BaseNode]:
-    """After each Trainer: an HTML gallery of Grad-CAM on test images, activations and
-    filter patterns (book section 5.4)."""
-    return [ExplainGallery(model=trainer.outputs["model"], examples=examples)
-            .with_id(model_registry.get(model_name).explain_gallery_id)
-            for model_name, trainer in zip(config.train_models, trainers)]
+    # After each Trainer: its evaluation gate and report.
+    gates = [
+        node
+        for key, model in config.models.items()
+        for node in create_model_gate(
+            model_name=model.entry.served_name, suffix=key, model=trainers[key].outputs["model"],
+            examples=examples, thresholds=model.thresholds,
+            serving_model_dir=config.serving_model_dir, evaluation=config.evaluation)]
 
-
-def create_model_gates(config: PipelineConfig, examples, trainers) -> List[base_node.BaseNode]:
-    """After each Trainer: BaselineLookup_<m> -> Evaluator_<m> (TFMA, test split) ->
-    Pusher_<m>, and EvaluationReport_<m> (ids end like the Trainer's)."""
-    nodes = []
-    for model_name, trainer in zip(config.train_models, trainers):
-        nodes += create_evaluation_nodes(
-            model_name=model_name, suffix=model_registry.get(model_name).key,
-            model=trainer.outputs["model"], examples=examples,
-            thresholds=config.evaluation.thresholds_for(model_name),
-            serving_model_dir=config.serving_model_dir,
-            num_warmup_requests=config.evaluation.num_warmup_requests,
-            num_worst_images=config.evaluation.num_worst_images)
-    return nodes
-
-
-def create_pipeline(config: PipelineConfig,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    components = create_data_components(config)
-    example_gen, schema_gen = components[0], components[2]
-    transform = create_transform(example_gen.outputs["examples"], schema_gen.outputs["schema"],
-                                 config.image_shape)
-    trainers = create_trainers(
-        config, example_gen.outputs["examples"], transform.outputs["transform_graph"])
-    components += [transform] + trainers + create_explain_galleries(
-        config, example_gen.outputs["examples"], trainers)
-    components += create_model_gates(config, example_gen.outputs["examples"], trainers)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=components,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                    *trainers.values(), *galleries, *gates],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

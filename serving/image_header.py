@@ -7,7 +7,9 @@ else is refused before it reaches the model.
 """
 from typing import Optional, Tuple
 
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000  # the same limit as ingestion's (ImageLimits.max_pixels)
+from components import contract
+
+DEFAULT_MAX_IMAGE_PIXELS = contract.DEFAULT_MAX_IMAGE_PIXELS  # the same limit as ingestion's
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_START = b"\xff\xd8\xff"

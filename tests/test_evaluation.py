@@ -80,12 +80,12 @@ def test_decision_names_each_failed_threshold_and_the_shortfall():
 
 def test_create_pipeline_gates_each_trainer_with_its_own_thresholds(tmp_path):
     import dataclasses
-    from pipeline.configs import EvaluationConfig, PipelineConfig
+    from pipeline.configs import PipelineConfig
     from pipeline.pipeline import component_by_id, create_pipeline
 
-    evaluation = EvaluationConfig(scratch=eval_config.BlessingThresholds(0.61, 0.03))
-    config = dataclasses.replace(PipelineConfig.for_local_run("data/sample", str(tmp_path)),
-                                 evaluation=evaluation)
+    config = PipelineConfig.for_local_run("data/sample", str(tmp_path))
+    config = config.with_model(dataclasses.replace(
+        config.models["scratch"], thresholds=eval_config.BlessingThresholds(0.61, 0.03)))
     pipeline = create_pipeline(config)
     for suffix, model_name, minimum in (("scratch", contract.SCRATCH_MODEL_NAME, 0.61),
                                         ("vgg16", contract.VGG16_MODEL_NAME, 0.90)):

@@ -190,7 +190,7 @@ def gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_dir: str
     the same wiring pipeline/pipeline.py puts after each Trainer."""
     from tfx import v1 as tfx
     from tfx.types import standard_artifacts
-    from components.evaluation import pipeline_nodes
+    from pipeline.pipeline import create_model_gate
     from pipeline.configs import LOCAL_BEAM_ARGS
 
     examples = tfx.dsl.Importer(
@@ -199,7 +199,7 @@ def gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_dir: str
     model = tfx.dsl.Importer(
         source_uri=model_dir, artifact_type=standard_artifacts.Model,
         custom_properties={"tfx_version": tfx.__version__}).with_id("model_importer")
-    nodes = pipeline_nodes.create_evaluation_nodes(
+    nodes = create_model_gate(
         model_name=model_name, suffix="test",
         model=model.outputs["result"], examples=examples.outputs["result"],
         thresholds=thresholds, serving_model_dir=serving_dir, with_report=with_report)

@@ -66,8 +66,8 @@ def _executor_label(spec_dict, task):
     return spec_dict["components"][component]["executorLabel"]
 
 
-def _trainers(pipeline):
-    return [c for c in pipeline.components if kubeflow_runner.is_trainer(c)]
+def _trainers(pipeline, config):
+    return [c for c in pipeline.components if c.id in config.trainer_ids]
 
 
 def test_output_is_a_pipeline_spec_yaml_kfp_loads(default_compiled):
@@ -118,7 +118,7 @@ def test_trainer_hyper_parameters_and_eval_configs_are_json_parameters(default_c
     spec = _documents(compiled.path)[0]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     tasks = spec["root"]["dag"]["tasks"]
-    trainers = _trainers(pipeline)
+    trainers = _trainers(pipeline, config)
     if not trainers:
         pytest.skip("create_pipeline() has no Trainer yet")
     for trainer in trainers:
@@ -151,7 +151,7 @@ def test_trainers_request_gpus_and_limits_others_get_requests(default_compiled):
     executors = _executors(spec)
     for component in pipeline.components:
         resources = executors[_executor_label(spec, component.id)].container.resources
-        if kubeflow_runner.is_trainer(component):
+        if component.id in config.trainer_ids:
             assert resources.accelerator.resource_type == "nvidia.com/gpu"
             assert resources.accelerator.resource_count == str(config.gpu.count)
             assert resources.resource_cpu_limit == config.trainer_resources.cpu_limit
@@ -162,7 +162,7 @@ def test_trainers_request_gpus_and_limits_others_get_requests(default_compiled):
             assert not resources.accelerator.resource_count, component.id
             assert resources.resource_cpu_request == config.task_resources.cpu_request
             assert resources.resource_memory_request == config.task_resources.memory_request
-    if not _trainers(pipeline):
+    if not _trainers(pipeline, config):
         pytest.skip("create_pipeline() has no Trainer yet: GPU requests not exercised")
 
 
@@ -179,7 +179,7 @@ def test_platform_spec_pins_trainers_to_the_gpu_pool_and_mounts_serving_volume(d
             [(config.serving_volume_claim, config.serving_model_dir)]
         assert executor.pvc_mount[0].pvc_name_parameter.runtime_value.constant.string_value == \
             config.serving_volume_claim
-        if kubeflow_runner.is_trainer(component):
+        if component.id in config.trainer_ids:
             assert dict(executor.node_selector.labels) == dict(config.gpu_placement.node_selector)
             assert [(t.key, t.operator, t.effect) for t in executor.tolerations] == \
                 [(t.key, t.operator, t.effect) for t in config.gpu_placement.tolerations]
@@ -219,7 +219,7 @@ def test_compile_refuses_json_output_and_bad_quantities(tmp_path):
     with pytest.raises(ValueError, match="absolute path"):
         kubeflow_runner.KubeflowConfig(serving_model_dir="models")
     with pytest.raises(ValueError, match="unknown model"):
-        kubeflow_runner.KubeflowConfig(train_models=("resnet",))
+        kubeflow_runner.KubeflowConfig(models=("resnet",))
 
 
 def test_load_package_rejects_tfx_pipeline_job_wrapper(tmp_path):
@@ -284,13 +284,13 @@ def test_every_artifact_type_imports_as_tfx_container_entrypoint_resolves_it(def
 
 
 def test_compile_quick_makes_the_run_local_quick_budgets_the_defaults(tmp_path):
-    from pipeline.local_runner import QUICK_HPARAMS
+    from pipeline import model_registry
 
     path = str(tmp_path / "quick.yaml")
     assert cli.main(["compile", "--output", path, "--quick"]) == 0
     defaults = kubeflow_package.load_package(path).parameter_defaults()
-    for model in ("scratch", "vgg16"):
-        hparams = json.loads(defaults[kubeflow_runner.PARAMETERS.hparams.format(model=model)])
-        assert {k: hparams[k] for k in QUICK_HPARAMS[model]} == QUICK_HPARAMS[model]
+    for model in map(model_registry.get, ("scratch", "vgg16")):
+        hparams = json.loads(defaults[kubeflow_runner.PARAMETERS.hparams.format(model=model.key)])
+        assert {k: hparams[k] for k in model.quick_hparams} == model.quick_hparams
     # The cluster's own overrides stay: pods have no internet.
     assert json.loads(defaults["vgg16_hparams"])["weights"] == "offline"

@@ -7,7 +7,7 @@ import pytest
 
 from components import contract
 from components.training.hparams import BOOK_SCRATCH, ScratchHParams
-from pipeline import local_runner
+from pipeline import local_runner, model_registry, progress_log
 
 
 def parse(*argv):
@@ -18,31 +18,38 @@ def parse(*argv):
 
 def test_defaults_train_both_models_with_offline_vgg16_weights():
     config = parse()
-    assert config.train_models == (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
-    assert config.vgg16.weights == "offline"
-    assert config.scratch == ScratchHParams()  # the recipe aimed at 85%, not the book's
+    assert config.served_names == (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    assert config.models["vgg16"].hparams.weights == "offline"
+    assert config.models["scratch"].hparams == ScratchHParams()  # the recipe aimed at 85%, not the book's
 
 
 def test_book_preset_then_overrides():
     config = parse("--preset", "book", "--set", "scratch.seed=3")
-    assert config.scratch == dataclasses.replace(BOOK_SCRATCH, seed=3)
-    assert config.vgg16.weights == "offline"
+    assert config.models["scratch"].hparams == dataclasses.replace(BOOK_SCRATCH, seed=3)
+    assert config.models["vgg16"].hparams.weights == "offline"
 
 
 def test_quick_budgets_then_explicit_overrides_win():
     config = parse("--quick", "--set", "scratch.epochs=7", "--set", "vgg16.feature_extraction=augmented",
-                   "--models", "vgg16")
-    assert config.scratch.epochs == 7
-    assert config.scratch.steps_per_epoch == local_runner.QUICK_HPARAMS["scratch"]["steps_per_epoch"]
-    assert config.vgg16.feature_extraction == "augmented"
-    assert config.train_models == (contract.VGG16_MODEL_NAME,)
+                   "--models", "scratch,cats_vs_dogs_vgg16")
+    scratch, vgg16 = config.models["scratch"].hparams, config.models["vgg16"].hparams
+    assert scratch.epochs == 7
+    assert scratch.steps_per_epoch == model_registry.get("scratch").quick_hparams["steps_per_epoch"]
+    assert vgg16.feature_extraction == "augmented"
+    assert vgg16.fine_tune_epochs == model_registry.get("vgg16").quick_hparams["fine_tune_epochs"]
+    assert config.served_names == (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    assert parse("--models", "vgg16").served_names == (contract.VGG16_MODEL_NAME,)
 
 
 def test_min_accuracy_sets_one_model_s_blessing_floor():
-    config = parse("--min-accuracy", "mnist=0", "--min-accuracy", "scratch=0.55")
-    assert config.evaluation.mnist.min_accuracy == 0.0 and config.evaluation.scratch.min_accuracy == 0.55
-    assert config.evaluation.vgg16 == parse().evaluation.vgg16
-    assert config.evaluation.scratch.max_accuracy_drop == parse().evaluation.scratch.max_accuracy_drop
+    config = parse("--min-accuracy", "scratch=0.55")
+    assert config.models["scratch"].thresholds.min_accuracy == 0.55
+    assert config.models["vgg16"].thresholds == parse().models["vgg16"].thresholds
+    assert config.models["scratch"].thresholds.max_accuracy_drop == \
+        parse().models["scratch"].thresholds.max_accuracy_drop
+    assert parse("--models", "mnist", "--min-accuracy", "mnist=0").models["mnist"].thresholds.min_accuracy == 0.0
+    # a model the run does not train: its floor is checked, then has nothing to act on
+    assert parse("--min-accuracy", "mnist=0").models == parse().models
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -54,6 +61,8 @@ def test_min_accuracy_sets_one_model_s_blessing_floor():
     (["--set", "epochs=3"], "expected MODEL.NAME=VALUE"),
     (["--set", "scratch.epoch=3"], "unknown ScratchHParams hyper-parameters"),
     (["--set", "scratch.precision=half"], "precision must be one of"),
+    (["--set", "mnist.epoch=3"], "unknown MnistHParams hyper-parameters"),  # checked though not trained
+    (["--min-accuracy", "mnist=1.5"], r"min_accuracy must be in \[0, 1\]"),
 ])
 def test_bad_options_are_named(argv, message):
     with pytest.raises(ValueError, match=message):
@@ -61,7 +70,7 @@ def test_bad_options_are_named(argv, message):
 
 
 def test_progress_filter_keeps_project_lines_and_component_events_only():
-    keep = local_runner.ProgressLogFilter().filter
+    keep = progress_log.ProgressLogFilter().filter
 
     def record(msg, level=logging.INFO, pathname="/site-packages/tfx/orchestration/launcher.py"):
         return logging.LogRecord("absl", level, pathname, 1, msg, (), None)
@@ -73,5 +82,5 @@ def test_progress_filter_keeps_project_lines_and_component_events_only():
     assert not keep(record("ArtifactQuery.property_predicate is not supported.", level=logging.WARNING))
     assert keep(record("epoch 3/30", pathname=local_runner.__file__))
     # the virtualenv may live inside the checkout: its packages are not the project's
-    venv_file = local_runner.ProgressLogFilter.PROJECT_ROOT + "/.venv/lib/python3.11/site-packages/tfx/launcher.py"
+    venv_file = progress_log.ProgressLogFilter.PROJECT_ROOT + "/.venv/lib/python3.11/site-packages/tfx/launcher.py"
     assert not keep(record("Running launcher for node_info {", pathname=venv_file))

@@ -20,7 +20,7 @@ from components.training.hparams import MnistHParams, WEIGHTS_NONE
 from components.training.models import (Vgg16Parts, build_mnist_model, build_scratch_model,
                                         classifier_output)
 from pipeline import model_registry
-from pipeline.configs import EvaluationConfig, PipelineConfig
+from pipeline.configs import ModelSettings, PipelineConfig
 from pipeline.prepare_data import digits_split
 from tests import training_support
 from tests.image_files import SAMPLE_DIR
@@ -85,8 +85,9 @@ def test_registry_describes_every_model_once():
     for model in model_registry.MODELS:
         module_name, function = model.run_fn.rsplit(".", 1)
         assert callable(getattr(__import__(module_name, fromlist=[function]), function))
-        assert isinstance(getattr(PipelineConfig("d", "p", "s"), model.key), model.hparams_type)
-        assert EvaluationConfig().thresholds_for(model.served_name) == model.default_thresholds
+        settings = ModelSettings.defaults(model.served_name)
+        assert isinstance(settings.hparams, model.hparams_type)
+        assert settings.thresholds == model.default_thresholds
         assert model_registry.get(model.key) is model_registry.get(model.served_name) is model
     mnist_entry = model_registry.get(contract.MNIST_MODEL_NAME)
     assert (mnist_entry.key, mnist_entry.run_fn) == ("mnist", "components.training.mnist.run_fn")
@@ -104,15 +105,15 @@ def test_models_with_different_image_shapes_are_refused_in_one_run():
     from tests.test_local_runner import parse
     with pytest.raises(ValueError, match="different image shapes"):
         parse("--models", "scratch,mnist")
-    assert parse("--models", "mnist").train_models == (contract.MNIST_MODEL_NAME,)
+    assert parse("--models", "mnist").served_names == (contract.MNIST_MODEL_NAME,)
+    with pytest.raises(ValueError, match="different image shapes"):
+        PipelineConfig("d", "p", "s").with_models(["scratch", "mnist"])
 
 
 def test_create_pipeline_for_the_mnist_convnet(tmp_path):
-    import dataclasses
     from pipeline.pipeline import component_by_id, create_pipeline
 
-    config = dataclasses.replace(PipelineConfig.for_local_run("data/digits", str(tmp_path)),
-                                 train_models=(contract.MNIST_MODEL_NAME,))
+    config = PipelineConfig.for_local_run("data/digits", str(tmp_path)).with_models([contract.MNIST_MODEL_NAME])
     pipeline = create_pipeline(config)
     transform_config = json.loads(component_by_id(pipeline, "Transform").exec_properties["custom_config"])
     assert ImageShape.from_custom_config(transform_config) == MNIST_IMAGE_SHAPE
@@ -301,7 +302,7 @@ def test_evaluator_switches_the_config_to_the_data_class_count(tmp_path):
 
 def test_gradcam_and_gallery_on_the_softmax_model(toy, mnist_run):
     from components.explain import gallery
-    from components.explain.examples_io import LabelledImage
+    from components.formats.examples import LabelledImage
     from components.explain.gradcam import GradCam
     from components.explain.model_graph import ModelGraph
     from components.explain.model_loading import load_keras_model

@@ -30,7 +30,8 @@ class ImageExampleGen(FileBasedExampleGen):
     DRIVER_CLASS = driver.ImageFolderDriver
 
     def __init__(self, input_base: str, splits: Sequence[str] = contract.SPLITS,
-                 max_rejected_fraction: float = 0.01, max_image_pixels: int = 50_000_000,
+                 max_rejected_fraction: float = contract.DEFAULT_MAX_REJECTED_FRACTION,
+                 max_image_pixels: int = contract.DEFAULT_MAX_IMAGE_PIXELS,
                  input_config: Optional[example_gen_pb2.Input] = None):
         super().__init__(
             input_base=input_base,

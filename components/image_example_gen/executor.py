@@ -54,7 +54,8 @@ def custom_config_for(max_rejected_fraction: float, max_image_pixels: int) -> ex
 
 
 def _settings_from(exec_properties: Dict[str, Any]) -> Dict[str, float]:
-    settings = {MAX_REJECTED_FRACTION: 0.01, MAX_IMAGE_PIXELS: 50_000_000}
+    settings = {MAX_REJECTED_FRACTION: contract.DEFAULT_MAX_REJECTED_FRACTION,
+                MAX_IMAGE_PIXELS: contract.DEFAULT_MAX_IMAGE_PIXELS}
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     if raw:
         config = example_gen_pb2.CustomConfig()

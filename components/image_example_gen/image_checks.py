@@ -24,7 +24,7 @@ EXIF_ORIENTATION_TAG = 0x0112
 
 @dataclasses.dataclass(frozen=True)
 class ImageLimits:
-    max_pixels: int = 50_000_000
+    max_pixels: int = contract.DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
