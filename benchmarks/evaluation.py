@@ -21,9 +21,10 @@ import numpy as np
 
 from components import contract
 from components.evaluation import decision, report
-from pipeline.configs import EvaluationConfig
+from pipeline import model_registry
 
-MODELS = {"scratch": contract.SCRATCH_MODEL_NAME, "vgg16": contract.VGG16_MODEL_NAME}
+MODELS = {key: model_registry.get(key).served_name for key in model_registry.DEFAULT_MODELS}
+"""The cats vs dogs models benchmarks.training_accuracy trains, by registry key."""
 TRAINING_WORK_DIR = "/tmp/bench_training_{model}"
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-evaluation.md")
 RESULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "evaluation_{model}.json")
@@ -74,7 +75,7 @@ def benchmark_model(model: str, work_root: str, saved_model: str = "", examples:
     shutil.rmtree(work_dir, ignore_errors=True)
     model_dir = os.path.join(work_dir, "model")
     shutil.copytree(saved_model, os.path.join(model_dir, "Format-Serving"))
-    thresholds = EvaluationConfig().thresholds_for(MODELS[model])
+    thresholds = model_registry.get(model).default_thresholds
     first = run_gate(work_dir, model_dir, examples, MODELS[model], thresholds)
     second = run_gate(work_dir, model_dir, examples, MODELS[model], thresholds)
     return {"model": model, "served_name": MODELS[model], "thresholds": vars(thresholds),
