@@ -23,12 +23,10 @@ from absl import logging
 
 from components import contract
 from components.training.hparams import PRESETS
+from pipeline import model_registry
 from tests import training_support
 
-RUN_FNS = {
-    "scratch": "components.training.scratch",
-    "vgg16": "components.training.vgg16",
-}
+RUN_FNS = {key: model_registry.get(key).run_fn.rsplit(".", 1)[0] for key in model_registry.DEFAULT_MODELS}
 DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 EVAL_BATCH = 50
 # What `make bench` runs when no --model is given: the runs in RESULTS-training.md.
