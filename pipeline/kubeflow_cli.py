@@ -11,8 +11,6 @@ import datetime
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from typing import Dict, Mapping, Optional, Sequence
 
 from pipeline import model_registry
@@ -195,28 +193,38 @@ def connection_from_args(args) -> ConnectionSettings:
                               health_timeout_s=args.health_timeout)
 
 
-def check_reachable(settings: ConnectionSettings) -> None:
-    """One quick GET of KFP's healthz, so an unreachable or wrong host fails fast
-    with a reason (kfp.Client itself retries for half a minute)."""
+def check_reachable(settings: ConnectionSettings) -> dict:
+    """One quick call of KFP's healthz, so an unreachable or wrong host fails fast
+    with a reason. It goes through kfp_server_api's HealthzServiceApi, the call
+    kfp.Client.get_kfp_healthz() makes, with the client's authentication, but
+    once, with --health-timeout and no retries: get_kfp_healthz (also called by
+    kfp.Client's constructor) tries five times 5 s apart, logging a traceback each time."""
+    import kfp_server_api  # pylint: disable=import-outside-toplevel
+    import urllib3  # pylint: disable=import-outside-toplevel
+    configuration = kfp_server_api.Configuration(host=settings.host)
+    configuration.retries = False
+    if settings.ssl_ca_cert:
+        configuration.ssl_ca_cert = settings.ssl_ca_cert
+    if settings.token:  # as kfp.Client(existing_token=...) sends it
+        configuration.api_key["authorization"] = settings.token
+        configuration.api_key_prefix["authorization"] = "Bearer"
+    healthz = kfp_server_api.HealthzServiceApi(kfp_server_api.ApiClient(configuration, cookie=settings.cookies))
     url = f"{settings.host}/apis/v2beta1/healthz"
-    request = urllib.request.Request(url)
-    if settings.token:
-        request.add_header("Authorization", f"Bearer {settings.token}")
-    if settings.cookies:
-        request.add_header("Cookie", settings.cookies)
     try:
-        with urllib.request.urlopen(request, timeout=settings.health_timeout_s) as response:
-            body = response.read()
-    except urllib.error.HTTPError as error:
-        hint = " (pass --token or --cookies)" if error.code in (401, 403) else ""
-        raise KfpError(f"KFP at {settings.host} answered HTTP {error.code} to {url}{hint}: "
-                       f"{error.read()[:300].decode(errors='replace')}") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        response = healthz.healthz_service_get_healthz(
+            _preload_content=False, _request_timeout=(settings.health_timeout_s, settings.health_timeout_s))
+    except kfp_server_api.ApiException as error:
+        if not error.status:  # kfp_server_api's wrapping of a TLS failure
+            raise KfpError(f"cannot reach KFP at {settings.host}: {error.reason}") from None
+        hint = " (pass --token or --cookies)" if error.status in (401, 403) else ""
+        body = error.body.decode(errors="replace") if isinstance(error.body, bytes) else str(error.body or "")
+        raise KfpError(f"KFP at {settings.host} answered HTTP {error.status} to {url}{hint}: {body[:300]}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        reason = getattr(error, "reason", None) or error
         raise KfpError(f"cannot reach KFP at {settings.host}: {reason}. Is the API port-forwarded "
                        "(kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)?") from None
     try:
-        json.loads(body)
+        return json.loads(response.data)
     except ValueError:
         raise KfpError(f"{url} did not answer JSON: {settings.host} does not look like the KFP "
                        "API (a login page? pass --token or --cookies)") from None

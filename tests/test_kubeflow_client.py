@@ -99,7 +99,8 @@ class FakeKfpApi:
 
     def route(self, method, path, query, record):
         if path == "/apis/v2beta1/healthz":
-            return 200, {"multi_user": False}
+            # kfp_server_api's V2beta1GetHealthzResponse: multi_user, pipeline_store
+            return 200, {"multi_user": False, "pipeline_store": "database"}
         if method == "GET" and path == "/apis/v2beta1/pipelines":
             name = _filter_value(query)
             found = [{"pipeline_id": i, "display_name": p["display_name"]}
