@@ -266,3 +266,27 @@ def _json_tail(capsys):
     """The JSON document the command printed last (kfp.Client prints links before it)."""
     out = capsys.readouterr().out
     return out[out.index("{"):]
+
+
+def test_a_login_page_instead_of_the_api_is_named(tmp_path, capsys):
+    """A proxy's HTML login page answers 200: not JSON, so not the KFP API."""
+    class LoginPage(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = b"<html><body>Sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        assert cli.main(["upload", "--host", host, "--package", _package(tmp_path)]) == 1
+    finally:
+        server.shutdown()
+    assert "did not answer JSON" in capsys.readouterr().err
