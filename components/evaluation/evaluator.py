@@ -41,9 +41,6 @@ def eval_config_for_data(input_dict, exec_properties):
     thresholds = eval_configs.blessing_thresholds(suited)
     logging.info("Evaluator: %d classes in the data: %s metrics, thresholds kept (%s)",
                  len(class_names), kind, thresholds)
-    # Which metrics gate the push is worth seeing even when INFO logs are filtered.
-    print(f"Evaluator: {len(class_names)} classes in the data: {kind} metrics "
-          f"(accuracy >= {thresholds.min_accuracy})", flush=True)
     return dict(exec_properties, **{standard_component_specs.EVAL_CONFIG_KEY: json_format.MessageToJson(suited)})
 
 class Executor(evaluator_executor.Executor):
@@ -74,10 +71,7 @@ class Executor(evaluator_executor.Executor):
         blessing_decision.write_decision(blessing.uri, decision)
         blessing.set_string_custom_property("decision", decision.summary())
         log = logging.info if decision.blessed else logging.warning
-        log("Evaluator: %s", decision.summary())
-        # The decision is what a person running the pipeline waits for; INFO logs
-        # may be filtered, so it also goes to stdout, as the Pusher's outcome does.
-        print(f"{self._node_id()}: {decision.summary()}", flush=True)
+        log("%s: %s", self._node_id(), decision.summary())
 
     def _node_id(self) -> str:
         node = self._context.pipeline_node if self._context else None

@@ -388,5 +388,4 @@ def EvaluationReport(
     report.set_string_custom_property(REPORT_PATH_PROPERTY, path)
     report.set_string_custom_property("display_name", f"evaluation of {model_name}")
     report.set_string_custom_property(MODEL_NAME_PROPERTY, model_name)
-    logging.info("EvaluationReport: %s report at %s", model_name, path)
-    print(f"Evaluation report for {model_name}: {path}", flush=True)
+    logging.info("Evaluation report for %s: %s", model_name, path)

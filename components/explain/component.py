@@ -52,5 +52,5 @@ def ExplainGallery(
     gallery_page.set_string_custom_property("index_html", path)
     gallery_page.set_int_custom_property("images", len(page.entries))
     gallery_page.set_int_custom_property("misclassified", wrong)
-    print(f"Explanation gallery ({len(page.entries)} test images, {wrong} misclassified, "
-          f"{page.seconds:.1f}s): {path}", flush=True)
+    logging.info("Explanation gallery (%d test images, %d misclassified, %.1fs): %s",
+                 len(page.entries), wrong, page.seconds, path)

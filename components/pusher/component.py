@@ -102,9 +102,9 @@ def Pusher(
         blessing_uri=model_blessing.uri, examples_uri=examples.uri,
         serving_model_dir=serving_model_dir, model_name=model_name,
         num_warmup_requests=num_warmup_requests, strategy=publish_strategy)
-    print(f"Pusher ({model_name}): " + (
-        f"serving version {outcome[VERSION_KEY]} at {outcome[DESTINATION_KEY]} ({outcome['reason']})"
-        if outcome[PUSHED_KEY] else f"NOT pushed: {outcome['reason']}"), flush=True)
+    logging.info("Pusher (%s): %s", model_name,
+                 f"serving version {outcome[VERSION_KEY]} at {outcome[DESTINATION_KEY]} ({outcome['reason']})"
+                 if outcome[PUSHED_KEY] else f"NOT pushed: {outcome['reason']}")
     pushed_model.set_int_custom_property(PUSHED_KEY, outcome[PUSHED_KEY])
     pushed_model.set_string_custom_property(DESTINATION_KEY, outcome[DESTINATION_KEY])
     pushed_model.set_int_custom_property(VERSION_KEY, outcome[VERSION_KEY])
