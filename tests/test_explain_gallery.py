@@ -125,13 +125,21 @@ def test_component_compiles_for_kubeflow_v2_as_an_html_artifact(examples_dir, mo
 
 @pytest.mark.slow
 def test_component_writes_the_gallery_in_a_local_pipeline(examples_dir, model_artifact_dir,
-                                                          tmp_path, capfd):
+                                                          tmp_path, caplog):
+    from absl import logging as absl_logging
+
     root = tmp_path / "root"
-    tfx.orchestration.LocalDagRunner().run(
-        _gallery_pipeline(examples_dir, model_artifact_dir, root, tmp_path / "mlmd.sqlite"))
-    printed = capfd.readouterr().out
-    match = re.search(r"Explanation gallery \(6 test images, (\d+) misclassified, .*s\): (\S+)", printed)
-    assert match, printed
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)  # as run-local does: the component logs at INFO
+    try:
+        with caplog.at_level("INFO"):
+            tfx.orchestration.LocalDagRunner().run(
+                _gallery_pipeline(examples_dir, model_artifact_dir, root, tmp_path / "mlmd.sqlite"))
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    logged = caplog.text
+    match = re.search(r"Explanation gallery \(6 test images, (\d+) misclassified, .*s\): (\S+)", logged)
+    assert match, logged[-3000:]
     index = match.group(2)
     assert index.startswith(str(root / "ExplainGallery_scratch" / "gallery_page"))
     assert index.endswith(gallery.INDEX_FILE) and os.path.exists(index)
