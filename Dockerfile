@@ -32,6 +32,7 @@ COPY serving ./serving
 # (image builds on air-gapped machines get no network).
 RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
  && python -c "import components.contract, pipeline.pipeline, serving, system; print('catsdogs installed')" \
+ && python -c "from components import html_pages; print('HTML templates:', html_pages.load_all())" \
  && catsdogs --help > /dev/null
 
 # Module files are referenced by dotted path (components.training.scratch.run_fn),

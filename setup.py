@@ -17,12 +17,14 @@ setup(
     # KFP's `system.HTML` artifact type must import as module `system` in the
     # pipeline's containers (see components/kfp_system/__init__.py).
     package_dir={"system": "components/kfp_system"},
-    package_data={"serving": ["configs/*"]},
+    package_data={"serving": ["configs/*"], "components.html_pages": ["templates/*.html"]},
     install_requires=[
         "tfx>=1.21,<1.22",
         "tensorflow-serving-api",
         "pillow",
         "matplotlib",
+        "jinja2",
+        "scikit-learn",
     ],
     entry_points={"console_scripts": ["catsdogs=pipeline.cli:main"]},
 )

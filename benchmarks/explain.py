@@ -27,7 +27,7 @@ GALLERY_IMAGES = 16
 
 
 def test_images(data_dir: str):
-    from components.explain.examples_io import LabelledImage, fixed_selection
+    from components.formats.examples import LabelledImage, fixed_selection
     test_dir = os.path.join(data_dir, "test")
     examples = []
     for label, class_name in enumerate(sorted(os.listdir(test_dir))):

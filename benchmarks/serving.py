@@ -44,9 +44,17 @@ def load_images(limit: int = 256):
 
 
 def export_scratch_model(export_dir: str) -> str:
+    """The untrained scratch convnet exported as the Trainer exports it, with
+    Transform's decode (components.preprocessing) in place of the Transform graph."""
+    import tensorflow as tf
+    from components import contract, preprocessing
+    from components.training.export import export_model
     from components.training.models import build_scratch_model
-    from serving.reference_model import export_reference_model
-    return export_reference_model(export_dir, build_scratch_model())
+
+    def transform(raw):
+        return {contract.TRANSFORMED_IMAGE_KEY: preprocessing.decode_images(raw[contract.IMAGE_KEY])}
+    raw_feature_spec = {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+    return export_model(build_scratch_model(), transform, raw_feature_spec, contract.CATS_VS_DOGS_CLASSES, export_dir)
 
 
 def batches(images, batch_size, count):
@@ -169,7 +177,7 @@ def main(argv=None) -> int:
         else:
             model_dir = export_scratch_model(os.path.join(scratch, "scratch"))
             model_desc = ("the book's scratch convnet (listing 5.5, 3.45 M parameters, untrained) behind the "
-                          "serving contract's `image_bytes` signature (serving.reference_model)")
+                          "serving contract's `image_bytes` signature (components.training.export)")
         local, remote = measure(model_dir, images, iterations)
     command = "python -m benchmarks.serving" + (" " + " ".join(argv) if argv else "")
     write_results(model_desc, image_root, local, remote, command, load_before, os.getloadavg()[0])

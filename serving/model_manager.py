@@ -21,6 +21,7 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from components.formats import versions as version_folders
 from serving import warmup
 from serving.batching import Batcher, BatchingOptions
 from serving.errors import ServingError, invalid_argument, not_found
@@ -57,12 +58,8 @@ class ManagerOptions:
 
 def list_versions(base_path: str) -> List[int]:
     """Integer-named sub-folders that hold a saved_model.pb, ascending."""
-    try:
-        names = os.listdir(base_path)
-    except FileNotFoundError:
-        return []
-    return sorted(int(name) for name in names
-                  if name.isdigit() and os.path.isfile(os.path.join(base_path, name, SAVED_MODEL_FILE)))
+    return [version for version in version_folders.version_numbers(base_path)
+            if version_folders.has_saved_model(os.path.join(base_path, str(version)))]
 
 
 def aspired_versions(model_config: model_server_config_pb2.ModelConfig, available: List[int]) -> List[int]:

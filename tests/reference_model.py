@@ -1,6 +1,5 @@
 """Exports a SavedModel that honours the serving contract around any image
-classifier, so the server, client and benchmark can be exercised without
-running the pipeline (the pipeline's Trainers export the real models with the
+classifier, so the server and client can be tested without running the pipeline (the pipeline's Trainers export the real models with the
 same signature).
 
 Signatures:
@@ -20,21 +19,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components import contract
+from components.preprocessing import decode_images
 from serving.servable import (CLASSIFY_INPUTS, CLASSIFY_METHOD, CLASSIFY_OUTPUT_CLASSES,
                               CLASSIFY_OUTPUT_SCORES, SAVED_MODEL_FILE)
 
 CLASSIFY_SIGNATURE = "classify"
-_IMAGE_SHAPE = (contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS)
-
-
-def decode_images(image_bytes: tf.Tensor) -> tf.Tensor:
-    """Raw JPEG/PNG bytes [batch] -> float32 [batch, 150, 150, 3] in [0, 1]."""
-    def decode_one(data):
-        image = tf.io.decode_image(data, channels=contract.IMAGE_CHANNELS, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32) / 255.0,
-                                (contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH))
-        return tf.ensure_shape(image, _IMAGE_SHAPE)
-    return tf.map_fn(decode_one, image_bytes, fn_output_signature=tf.TensorSpec(_IMAGE_SHAPE, tf.float32))
 
 
 class TinyClassifier(tf.Module):

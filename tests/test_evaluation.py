@@ -14,8 +14,9 @@ from sklearn import metrics as sk_metrics
 from tensorflow_model_analysis.proto import config_pb2, validation_result_pb2
 
 from components import contract
-from components.evaluation import decision, eval_config, report
-from components.pusher import serving_layout, warmup
+from components.evaluation import decision, eval_config, report, tfma_results
+from components.formats import warmup as warmup_format
+from components.pusher import serving_layout
 from tests import test_evaluation_support as support
 
 MODEL_NAME = contract.SCRATCH_MODEL_NAME
@@ -156,7 +157,7 @@ def _run_gate(root, model_dir, thresholds):
         "blessing": _latest(node.format("Evaluator", "blessing")),
         "pushed": json.load(open(os.path.join(_latest(node.format("Pusher", "pushed_model")), "push.json"))),
         "report_dir": _latest(node.format("EvaluationReport", "report")),
-        "metrics": report.load_tfma_metrics(evaluation, list(contract.CATS_VS_DOGS_CLASSES)),
+        "metrics": tfma_results.load_tfma_metrics(evaluation, list(contract.CATS_VS_DOGS_CLASSES)),
     }
 
 
@@ -222,7 +223,7 @@ def test_first_run_has_no_baseline_is_blessed_and_pushed_with_warmup(gate_runs):
     assert os.path.dirname(pushed["pushed_destination"]) == os.path.join(gate_runs["root"], "serving", MODEL_NAME)
     loaded = tf.saved_model.load(pushed["pushed_destination"])
     assert contract.SERVING_SIGNATURE in loaded.signatures
-    logs = warmup.read(os.path.join(pushed["pushed_destination"], serving_layout.WARMUP_FILE))
+    logs = list(warmup_format.read_records(os.path.join(pushed["pushed_destination"], serving_layout.WARMUP_FILE)))
     assert len(logs) == 5 and all(log.predict_log.request.inputs for log in logs)
 
 

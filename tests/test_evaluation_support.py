@@ -7,7 +7,6 @@ write_marked_images paints into the top-left corner of the sample's photos, so
 every prediction, and so its accuracy, is fixed when the images are written
 and holds on any CPU (training a tiny model gives other results on other CPUs)."""
 import dataclasses
-import glob
 import json
 import os
 from typing import List
@@ -16,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from components import contract
+from tests.examples_artifacts import SAMPLE_DIR, sample_files, split_uri, write_examples_artifact  # noqa: F401
 
-SAMPLE_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
 
 # The marker covers this share of each photo's width and height; the model reads
 # a smaller corner of the resized image, so resizing never mixes in the photo.
@@ -26,14 +25,6 @@ MARKER_READ_SHARE = 0.2
 # Every WRONG_EVERY-th image of each class gets a marker on the wrong side of 0.5.
 WRONG_EVERY = 4
 MARKED_ACCURACY = 1 - 1 / WRONG_EVERY
-
-
-def sample_files(split: str, image_root: str = SAMPLE_DIR):
-    """[(path, label)] of <image_root>/<split>/<class>/*, classes sorted."""
-    split_dir = os.path.join(image_root, split)
-    classes = sorted(os.listdir(split_dir))
-    return [(path, classes.index(name)) for name in classes
-            for path in sorted(glob.glob(os.path.join(split_dir, name, "*")))]
 
 
 def write_blessing(uri: str, blessed: bool, failures=()) -> str:
@@ -85,30 +76,6 @@ def write_marked_images(image_root: str, splits=(contract.TEST_SPLIT,)) -> List[
                 image.save(target)
                 marked.append(MarkedImage(target, label, probability))
     return marked
-
-
-def write_examples_artifact(uri: str, splits=(contract.TEST_SPLIT,), image_root: str = SAMPLE_DIR) -> str:
-    """Gzipped TFRecords of tf.Example of <image_root>'s images in <uri>/Split-<split>/,
-    class_names.json at the root."""
-    for split in splits:
-        split_dir = os.path.join(uri, f"Split-{split}")
-        os.makedirs(split_dir, exist_ok=True)
-        options = tf.io.TFRecordOptions(compression_type="GZIP")
-        with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"),
-                                  options) as writer:
-            for path, label in sample_files(split, image_root):
-                with open(path, "rb") as file:
-                    image = file.read()
-                relative = os.path.relpath(path, os.path.join(image_root, split))
-                writer.write(tf.train.Example(features=tf.train.Features(feature={
-                    contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
-                    contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                    contract.FILENAME_KEY: tf.train.Feature(
-                        bytes_list=tf.train.BytesList(value=[relative.encode()])),
-                })).SerializeToString())
-    with open(os.path.join(uri, contract.CLASS_NAMES_FILE), "w") as file:
-        json.dump(list(contract.CATS_VS_DOGS_CLASSES), file)
-    return uri
 
 
 def decode_images(image_bytes):

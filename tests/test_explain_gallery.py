@@ -12,11 +12,13 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from components import contract
-from components.explain import examples_io, gallery
+from components.explain import gallery
+from components.formats import examples as examples_format
 from components.explain.component import ExplainGallery
 from components.explain.model_graph import ModelGraph
 from components.training.models import build_scratch_model
 from pipeline.configs import LOCAL_BEAM_ARGS
+from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR
 from tests.training_support import write_examples
 
@@ -41,12 +43,12 @@ def model_artifact_dir(tmp_path_factory):
 
 
 def _test_split(examples_dir):
-    return examples_io.read_labelled_images(os.path.join(examples_dir, f"Split-{contract.TEST_SPLIT}"))
+    return list(examples_format.read_images(split_uri(examples_dir)))
 
 
 def test_examples_read_back_with_labels_and_class_names(examples_dir):
     examples = _test_split(examples_dir)
-    assert examples_io.read_class_names(examples_dir) == ["cats", "dogs"]
+    assert examples_format.class_names(examples_dir) == ["cats", "dogs"]
     assert len(examples) == 10
     assert {(e.filename.split("/")[0], e.label) for e in examples} == {("cats", 0), ("dogs", 1)}
     assert all(e.image_bytes[:3] == b"\xff\xd8\xff" for e in examples)
@@ -54,21 +56,21 @@ def test_examples_read_back_with_labels_and_class_names(examples_dir):
 
 def test_selection_is_fixed_and_takes_classes_in_turn(examples_dir):
     examples = _test_split(examples_dir)
-    chosen = examples_io.fixed_selection(examples, 5)
+    chosen = examples_format.fixed_selection(examples, 5)
     assert [e.label for e in chosen] == [0, 1, 0, 1, 0]
-    assert chosen == examples_io.fixed_selection(list(reversed(examples)), 5)
-    assert len(examples_io.fixed_selection(examples, 100)) == len(examples)
+    assert chosen == examples_format.fixed_selection(list(reversed(examples)), 5)
+    assert len(examples_format.fixed_selection(examples, 100)) == len(examples)
 
 
 def test_missing_class_names_are_explained(tmp_path):
-    with pytest.raises(examples_io.ExplainError, match="class_names.json is missing"):
-        examples_io.read_class_names(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="class_names.json is missing"):
+        examples_format.class_names(str(tmp_path))
 
 
 def test_gallery_page_misclassified_first(examples_dir, model_artifact_dir, tmp_path):
     graph = ModelGraph(keras.saving.load_model(
         os.path.join(model_artifact_dir, "Format-Serving", contract.KERAS_MODEL_PATH)))
-    selection = examples_io.fixed_selection(_test_split(examples_dir), SMALL.max_images)
+    selection = examples_format.fixed_selection(_test_split(examples_dir), SMALL.max_images)
     messages = []
     page = gallery.build_gallery(graph, selection, ["cats", "dogs"], SMALL, log=messages.append)
     assert len(page.entries) == 6

@@ -55,3 +55,26 @@ def test_vgg16_weights_are_baked_in_and_pins_match_the_lock():
             assert lock.get(name) == version, (name, version, lock.get(name))
     # No build isolation: the image build needs no package index (air-gapped builds).
     assert re.search(r"pip install --no-cache-dir --no-deps --no-build-isolation \.", run)
+
+
+def test_the_package_built_as_the_image_builds_it_holds_its_data_files(tmp_path):
+    """The image copies these folders and runs `pip install .`: the wheel must
+    carry the HTML templates and serving configs, which are not Python modules."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    source = tmp_path / "source"
+    for name in ("components", "pipeline", "serving"):
+        shutil.copytree(os.path.join(REPO, name), source / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("setup.py", "README.md"):
+        shutil.copy(os.path.join(REPO, name), source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel"), str(source)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    installed = set(zipfile.ZipFile(wheel).namelist())
+    templates = os.path.join("components", "html_pages", "templates")
+    expected = {f"{templates}/{name}" for name in os.listdir(os.path.join(REPO, templates))}
+    expected |= {f"serving/configs/{name}" for name in os.listdir(os.path.join(REPO, "serving", "configs"))}
+    assert expected <= installed, expected - installed

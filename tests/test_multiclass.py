@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from components import contract, preprocessing
-from components.evaluation import eval_config, report
+from components.evaluation import eval_config, report_page, tfma_results
 from components.evaluation.thresholds import BlessingThresholds
 from components.image_shape import BOOK_IMAGE_SHAPE, MNIST_IMAGE_SHAPE, ImageShape
 from components.training import common, mnist, scratch
@@ -23,6 +23,7 @@ from pipeline import model_registry
 from pipeline.configs import ModelSettings, PipelineConfig
 from pipeline.prepare_data import digits_split
 from tests import training_support
+from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR
 
 TOY_CLASSES = ("0", "1", "2")
@@ -241,12 +242,12 @@ def test_tfma_multiclass_metrics_agree_with_the_served_model(toy, mnist_run, tmp
     output = str(tmp_path / "tfma")
     tfma.run_model_analysis(
         eval_shared_model=tfma.default_eval_shared_model(mnist_run.serving_model_dir, eval_config=config),
-        eval_config=config, data_location=os.path.join(toy["examples"], "Split-test", "*"),
+        eval_config=config, data_location=os.path.join(split_uri(toy["examples"]), "*"),
         file_format="tfrecords", output_path=output)
     class_names = list(TOY_CLASSES)
-    slices = report.load_tfma_metrics(output, class_names)
+    slices = tfma_results.load_tfma_metrics(output, class_names)
     overall = slices["overall"]
-    assert report.accuracy_metric_of(slices) == eval_config.MULTICLASS_ACCURACY_METRIC
+    assert tfma_results.accuracy_metric_of(slices) == eval_config.MULTICLASS_ACCURACY_METRIC
     assert sorted(name for name in slices if name != "overall") == [f"label={c}" for c in TOY_CLASSES]
 
     served = tf.saved_model.load(mnist_run.serving_model_dir).signatures[contract.SERVING_SIGNATURE]
@@ -260,8 +261,8 @@ def test_tfma_multiclass_metrics_agree_with_the_served_model(toy, mnist_run, tmp
     expected = np.zeros((3, 3))
     np.add.at(expected, (labels, predicted), 1)
     np.testing.assert_array_equal(matrix, expected)
-    assert report.confusion_matrix_png(matrix, class_names, "test").startswith("data:image/png;base64,")
-    assert report.accuracy_thresholds(output)["min_accuracy"] == pytest.approx(0.5)
+    assert report_page.confusion_matrix_png(matrix, class_names, "test").startswith("data:image/png;base64,")
+    assert tfma_results.accuracy_thresholds(output)["min_accuracy"] == pytest.approx(0.5)
 
 
 def test_multiclass_eval_config_for_ten_classes():

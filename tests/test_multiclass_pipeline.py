@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from components import contract
-from components.evaluation import eval_config, report
+from components.evaluation import eval_config, tfma_results
 from pipeline.prepare_data import digits_split
 from serving.client import ClientOptions, PredictionClient
 from serving.server import ModelServer, ServerOptions
@@ -60,5 +60,5 @@ def test_digits_go_through_the_gate_and_the_pushed_model_serves_ten_class_names(
     accuracy = sum(p.class_name == label for p, (_, label) in zip(predictions, images)) / len(images)
     evaluations = os.path.join(output_dir, "pipeline_root", "Evaluator_mnist", "evaluation")
     evaluation = os.path.join(evaluations, max(os.listdir(evaluations), key=int))
-    overall = report.load_tfma_metrics(evaluation, DIGITS)["overall"]
+    overall = tfma_results.load_tfma_metrics(evaluation, DIGITS)["overall"]
     assert overall.get(eval_config.MULTICLASS_ACCURACY_METRIC) == pytest.approx(accuracy, abs=1e-6)

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from components import contract
 from components.evaluation import baseline, decision
-from components.evaluation.examples_io import read_images
+from components.formats.examples import read_images
+from components.formats import warmup as warmup_format
 from components.pusher import serving_layout, warmup
 from components.pusher.component import push_blessed_model
 from tests import test_evaluation_support as support
@@ -36,7 +37,8 @@ def artifacts(tmp_path_factory):
 
 def push(artifacts, serving_dir, model="model", blessing="blessed", **kwargs):
     return push_blessed_model(
-        model_dir=artifacts[model], blessing_uri=artifacts[blessing], examples_uri=artifacts["examples"],
+        model_dir=artifacts[model], blessing_uri=artifacts[blessing],
+        warmup_split_uri=support.split_uri(artifacts["examples"]),
         serving_model_dir=str(serving_dir), model_name=MODEL_NAME,
         num_warmup_requests=kwargs.pop("num_warmup_requests", 3), **kwargs)
 
@@ -51,8 +53,8 @@ def test_blessed_model_is_pushed_loadable_with_real_warmup_requests(artifacts, t
     loaded = tf.saved_model.load(version_dir)
     assert {contract.SERVING_SIGNATURE, contract.EXAMPLES_SIGNATURE} <= set(loaded.signatures)
 
-    logs = warmup.read(os.path.join(version_dir, serving_layout.WARMUP_FILE))
-    test_images = {image.image_bytes for image in read_images(artifacts["examples"])}
+    logs = list(warmup_format.read_records(os.path.join(version_dir, serving_layout.WARMUP_FILE)))
+    test_images = {image.image_bytes for image in read_images(support.split_uri(artifacts["examples"]))}
     assert len(logs) == 3
     for log in logs:
         request = log.predict_log.request
@@ -249,7 +251,8 @@ def _served_models(serving_root):
 
 def test_models_config_lists_exactly_the_models_that_have_a_version(artifacts, tmp_path):
     not_blessed = push_blessed_model(
-        model_dir=artifacts["model"], blessing_uri=artifacts["not_blessed"], examples_uri=artifacts["examples"],
+        model_dir=artifacts["model"], blessing_uri=artifacts["not_blessed"],
+        warmup_split_uri=support.split_uri(artifacts["examples"]),
         serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
     assert not_blessed["pushed"] == 0
     # Written on the first run whatever the outcome, listing no model that has no version.
@@ -258,7 +261,8 @@ def test_models_config_lists_exactly_the_models_that_have_a_version(artifacts, t
     push(artifacts, tmp_path)
     assert _served_models(tmp_path) == {MODEL_NAME: str(tmp_path / MODEL_NAME)}
     push_blessed_model(
-        model_dir=artifacts["other_model"], blessing_uri=artifacts["blessed"], examples_uri=artifacts["examples"],
+        model_dir=artifacts["other_model"], blessing_uri=artifacts["blessed"],
+        warmup_split_uri=support.split_uri(artifacts["examples"]),
         serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
     assert _served_models(tmp_path) == {MODEL_NAME: str(tmp_path / MODEL_NAME),
                                         contract.VGG16_MODEL_NAME: str(tmp_path / contract.VGG16_MODEL_NAME)}

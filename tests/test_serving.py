@@ -281,13 +281,15 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(client, tmp_pat
 
 
 def test_warmup_records_are_replayed_at_load(client, tmp_path, exported_models):  # noqa: F811
-    from serving.warmup import write_warmup_requests
+    from components.formats import warmup as warmup_format
     good = str(tmp_path / "good")
     shutil.copytree(exported_models[2], good)
-    write_warmup_requests(good, MODEL, [read_bytes(IMAGES[0][0])], batch_sizes=(1, 4))
+    image = read_bytes(IMAGES[0][0])
+    warmup_format.write_records(warmup_format.warmup_path(good), [
+        warmup_format.predict_log(MODEL, [image] * batch_size) for batch_size in (1, 4)])
     bad = str(tmp_path / "bad")
     shutil.copytree(exported_models[2], bad)
-    write_warmup_requests(bad, MODEL, [b"not an image"])
+    warmup_format.write_records(warmup_format.warmup_path(bad), [warmup_format.predict_log(MODEL, [b"not an image"])])
     # A version whose warmup fails is not served: the replay really ran.
     push(bad, str(tmp_path), MODEL, 2)
     wait_for(lambda: state_of(client, MODEL, 2) == "END", what="bad warmup to fail the load")
@@ -297,17 +299,17 @@ def test_warmup_records_are_replayed_at_load(client, tmp_path, exported_models):
 
 
 def test_the_pushers_warmup_file_is_replayed(client, tmp_path, exported_models):  # noqa: F811
+    from components.formats.warmup import serialize_records, warmup_path
     from components.pusher import warmup as pusher_warmup
-    from serving.warmup import warmup_path
     model_dir = str(tmp_path / "with_pusher_warmup")
     shutil.copytree(exported_models[2], model_dir)
     os.makedirs(os.path.dirname(warmup_path(model_dir)))
     with open(warmup_path(model_dir), "wb") as warmup_file:
-        warmup_file.write(pusher_warmup.serialize(pusher_warmup.warmup_logs(MODEL, [b"broken image"])))
+        warmup_file.write(serialize_records(pusher_warmup.warmup_logs(MODEL, [b"broken image"])))
     push(model_dir, str(tmp_path), MODEL, 2)
     wait_for(lambda: state_of(client, MODEL, 2) == "END", what="the broken warmup to fail the load")
     with open(warmup_path(model_dir), "wb") as warmup_file:
-        warmup_file.write(pusher_warmup.serialize(pusher_warmup.warmup_logs(MODEL, [read_bytes(IMAGES[0][0])])))
+        warmup_file.write(serialize_records(pusher_warmup.warmup_logs(MODEL, [read_bytes(IMAGES[0][0])])))
     push(model_dir, str(tmp_path), MODEL, 3)
     wait_for(lambda: state_of(client, MODEL, 3) == "AVAILABLE", what="version 3 with a good warmup")
 

@@ -40,7 +40,7 @@ def free_port() -> int:
 def exported_models(tmp_path_factory):
     """Two real SavedModels with the contract's signatures, different weights:
     {seed: export dir}."""
-    from serving.reference_model import TinyClassifier, export_reference_model
+    from tests.reference_model import TinyClassifier, export_reference_model
     root = tmp_path_factory.mktemp("exports")
     return {seed: export_reference_model(str(root / f"seed{seed}"), TinyClassifier(2, seed))
             for seed in (1, 2)}

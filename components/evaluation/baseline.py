@@ -28,7 +28,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from components import contract
-from components.pusher import serving_layout
+from components.formats import versions as serving_versions
 
 BASELINE_INFO_FILE = "baseline.json"
 
@@ -54,7 +54,7 @@ class BaselineInfo:
 def check_saved_model(saved_model_dir: str) -> Optional[str]:
     """None if the folder holds a parseable SavedModel with the tf.Example
     signature TFMA needs; otherwise what is wrong with it."""
-    path = os.path.join(saved_model_dir, serving_layout.SAVED_MODEL_FILE)
+    path = os.path.join(saved_model_dir, serving_versions.SAVED_MODEL_FILE)
     try:
         with tf.io.gfile.GFile(path, "rb") as file:
             saved_model = saved_model_pb2.SavedModel.FromString(file.read())
@@ -91,11 +91,11 @@ def find_baseline(serving_model_dir: str, model_name: str) -> BaselineInfo:
     would compare against a model that is not the one being served.
     """
     model_base = os.path.join(serving_model_dir, model_name)
-    versions = serving_layout.list_versions(model_base)
+    versions = serving_versions.list_versions(model_base)
     unfinished = [v.version for v in versions if not v.complete]
     if unfinished:
         logging.warning("Ignoring unfinished pushes (no %s) under %s: %s",
-                       serving_layout.SAVED_MODEL_FILE, model_base, unfinished)
+                       serving_versions.SAVED_MODEL_FILE, model_base, unfinished)
     complete = [v for v in versions if v.complete]
     if not complete:
         return BaselineInfo(False, f"no pushed version under {model_base} (first push)")

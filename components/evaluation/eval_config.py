@@ -6,6 +6,8 @@ top-k accuracy, cross-entropy, the multi-class confusion matrix). The class
 count is the data's, known when the Evaluator runs: for_classes() turns a
 config of the other kind into the right one, keeping its blessing thresholds.
 """
+from typing import Dict
+
 from tensorflow_model_analysis.proto import config_pb2
 
 from components import contract
@@ -110,9 +112,11 @@ def is_multiclass(config: config_pb2.EvalConfig) -> bool:
     return any(spec.prediction_key == contract.PROBABILITIES_KEY for spec in config.model_specs)
 
 
-def blessing_thresholds(config: config_pb2.EvalConfig) -> BlessingThresholds:
-    """The accuracy floor and allowed drop a config gates blessing on."""
-    found = {}
+def threshold_values(config: config_pb2.EvalConfig) -> Dict[str, float]:
+    """The accuracy thresholds a config holds, by BlessingThresholds field name:
+    min_accuracy (a lower bound) and max_accuracy_drop (an absolute change
+    allowed below the baseline, higher being better); absent ones are left out."""
+    found: Dict[str, float] = {}
     for spec in config.metrics_specs:
         for metric in spec.metrics:
             if metric.class_name not in ACCURACY_CLASS_NAMES:
@@ -120,8 +124,15 @@ def blessing_thresholds(config: config_pb2.EvalConfig) -> BlessingThresholds:
             for threshold in [metric.threshold] + [t.threshold for t in metric.per_slice_thresholds]:
                 if threshold.value_threshold.HasField("lower_bound"):
                     found["min_accuracy"] = threshold.value_threshold.lower_bound.value
-                if threshold.change_threshold.HasField("absolute"):
-                    found["max_accuracy_drop"] = -threshold.change_threshold.absolute.value
+                change = threshold.change_threshold
+                if change.HasField("absolute") and change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER:
+                    found["max_accuracy_drop"] = -change.absolute.value
+    return found
+
+
+def blessing_thresholds(config: config_pb2.EvalConfig) -> BlessingThresholds:
+    """The accuracy floor and allowed drop a config gates blessing on."""
+    found = threshold_values(config)
     if "min_accuracy" not in found:
         raise ValueError("the EvalConfig has no accuracy threshold (BinaryAccuracy or "
                          "SparseCategoricalAccuracy with a lower bound) to carry over")

@@ -23,7 +23,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
 from components.evaluation import eval_config as eval_configs
-from components.evaluation import examples_io
+from components.formats import examples as examples_format
 
 
 def eval_config_for_data(input_dict, exec_properties):
@@ -32,7 +32,7 @@ def eval_config_for_data(input_dict, exec_properties):
     given = exec_properties.get(standard_component_specs.EVAL_CONFIG_KEY)
     if not examples or not given:
         return exec_properties
-    class_names = examples_io.class_names(examples[0].uri)
+    class_names = examples_format.class_names(examples[0].uri)
     config = json_format.Parse(given, config_pb2.EvalConfig())
     suited = eval_configs.for_classes(config, len(class_names))
     if suited is config:

@@ -8,7 +8,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import html_artifact
 from components.evaluation import report
-from components.pusher import component as pusher
+from components.formats import pushed_model
 
 PUSHED_MODEL_TYPE = "PushedModel"
 
@@ -24,7 +24,7 @@ def _int(artifact: metadata_store_pb2.Artifact, key: str) -> int:
 def _latest_by_model(artifacts) -> Dict[str, metadata_store_pb2.Artifact]:
     latest = {}
     for artifact in sorted(artifacts, key=lambda a: a.id):
-        name = _string(artifact, pusher.MODEL_NAME_KEY)
+        name = _string(artifact, pushed_model.MODEL_NAME_KEY)
         if name:
             latest[name] = artifact
     return latest
@@ -44,9 +44,9 @@ def summary_lines(sqlite_path: str) -> List[str]:
     for name in sorted(set(pushes) | set(reports)):
         if name in pushes:
             push = pushes[name]
-            if _int(push, pusher.PUSHED_KEY):
-                lines.append(f"{name}: serving version {_int(push, pusher.VERSION_KEY)} from "
-                             f"{_string(push, pusher.DESTINATION_KEY)} ({_string(push, 'reason')})")
+            if _int(push, pushed_model.PUSHED_KEY):
+                lines.append(f"{name}: serving version {_int(push, pushed_model.VERSION_KEY)} from "
+                             f"{_string(push, pushed_model.DESTINATION_KEY)} ({_string(push, 'reason')})")
             else:
                 lines.append(f"{name}: NOT pushed: {_string(push, 'reason')}")
         if name in reports:

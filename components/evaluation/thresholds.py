@@ -7,7 +7,9 @@ import dataclasses
 class BlessingThresholds:
     """What a candidate must reach on the test split to be pushed.
 
-    min_accuracy: absolute floor on binary accuracy (overall).
+    min_accuracy: absolute floor on accuracy over the whole test split:
+        binary accuracy for two classes, sparse categorical accuracy for more
+        (components/evaluation/eval_config.py picks the metric).
     max_accuracy_drop: how much accuracy may fall below the baseline's (the
         latest pushed model of the same name); 0 means "no worse". Ignored on a
         first run, when there is no baseline.

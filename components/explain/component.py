@@ -8,7 +8,6 @@ renders the page (it reads the file at the artifact's URI); locally the
 artifact is a directory holding index.html and the PNGs, and the page's path
 is printed.
 """
-import os
 
 from absl import logging
 from tfx import v1 as tfx
@@ -16,7 +15,8 @@ from tfx.types import artifact_utils
 
 from components import contract
 from components.html_artifact import HtmlPage
-from components.explain import examples_io, gallery
+from components.explain import gallery
+from components.formats import examples as examples_format
 from components.explain.model_graph import ModelGraph
 from components.explain.model_loading import load_keras_model
 
@@ -36,9 +36,9 @@ def ExplainGallery(
         filter_size: tfx.dsl.components.Parameter[int] = GALLERY_DEFAULTS.filter_size,
 ):
     """Grad-CAM, activations and filter patterns of the trained model, as one HTML page."""
-    class_names = examples_io.read_class_names(examples.uri)
+    class_names = examples_format.class_names(examples.uri)
     split_uri = artifact_utils.get_split_uri([examples], contract.TEST_SPLIT)
-    selection = examples_io.fixed_selection(examples_io.read_labelled_images(split_uri), max_images)
+    selection = examples_format.fixed_selection(list(examples_format.read_images(split_uri)), max_images)
     graph = ModelGraph(load_keras_model(model.uri))
     config = gallery.GalleryConfig(max_images=max_images, activation_layer=activation_layer,
                                    filter_layer=filter_layer, filter_count=filter_count,

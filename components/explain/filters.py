@@ -9,7 +9,7 @@ Inputs live in the models' [0, 1] space; the defaults are the book's
 (grey 128 + uniform noise up to 20, step 1, 40 steps, on a 0..255 scale).
 """
 import dataclasses
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf

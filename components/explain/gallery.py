@@ -1,28 +1,26 @@
 """An HTML gallery of what a trained model looks at: Grad-CAM of a fixed set of
 test images (misclassified first), one activation grid, one layer's filter patterns.
 
-The page is one self-contained file (pictures inlined as data URIs), so KFP's
-UI can show it from the artifact alone; the PNGs are written beside it when
-the output is a directory.
+The page (template: components/html_pages/templates/explain_gallery.html) is
+one self-contained file (pictures inlined as data URIs), so KFP's UI can show
+it from the artifact alone; the PNGs are written beside it when the output is
+a directory.
 """
-import base64
 import dataclasses
-import html
-import io
 import json
 import os
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from components import html_artifact
+from components import html_artifact, html_pages
 from components.explain import activations, filters, images, render
-from components.explain.examples_io import LabelledImage
 from components.explain.gradcam import GradCam
 from components.explain.model_graph import ModelGraph, first_conv_of_each_block
+from components.formats.examples import LabelledImage
+from components.html_pages import pictures
 from components.image_shape import ImageShape
 
 INDEX_FILE = "index.html"
@@ -85,58 +83,21 @@ def _second_block_conv(graph: ModelGraph) -> str:
     return openers[1] if len(openers) > 1 else openers[0]
 
 
-def _data_uri(image: np.ndarray, width: int, fmt: str) -> str:
-    picture = Image.fromarray(image)
-    if picture.width > width:
-        picture = picture.resize((width, round(picture.height * width / picture.width)),
-                                 Image.LANCZOS)
-    buffer = io.BytesIO()
-    picture.save(buffer, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
-    mime = "image/jpeg" if fmt == "JPEG" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"
-
-
-_STYLE = """
-body{font-family:sans-serif;margin:1.5em;color:#222}
-.cards{display:flex;flex-wrap:wrap;gap:12px}
-.card{width:%(w)dpx;border:3px solid #9c9;padding:4px;font-size:13px}
-.card.wrong{border-color:#d33}
-.card img,.wide{max-width:100%%}
-.wrong b{color:#d33}
-"""
-
-
 def _page(title: str, class_names, entries: List[GalleryEntry], config: GalleryConfig,
           activation_layer, activation_grid, filter_layer, filter_grid, filter_count: int,
           source: str) -> str:
-    wrong = sum(e.misclassified for e in entries)
-    cards = []
-    for e in entries:
-        verdict = "misclassified" if e.misclassified else "correct"
-        cards.append(
-            f'<div class="card{" wrong" if e.misclassified else ""}">'
-            f'<img alt="Grad-CAM of {html.escape(e.filename)}" '
-            f'src="{_data_uri(e.gradcam, config.thumbnail_width, "JPEG")}"><br>'
-            f'{html.escape(e.filename)}<br>true <b>{html.escape(class_names[e.label])}</b>, '
-            f'predicted <b>{html.escape(class_names[e.predicted])}</b> '
-            f'(p={e.probability:.2f}, {verdict})</div>')
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_STYLE % {"w": config.thumbnail_width}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Model: <code>{html.escape(source)}</code></p>
-<h2>Grad-CAM: where the evidence for the predicted class lies</h2>
-<p>{len(entries)} test images, {wrong} misclassified (shown first, red frame).
-Heatmap over the last conv layer, jet colour map at 0.4 intensity.</p>
-<div class="cards">{"".join(cards)}</div>
-<h2>Activations of {html.escape(activation_layer)} for {html.escape(entries[0].filename)}</h2>
-<img class="wide" alt="activations" src="{_data_uri(activation_grid, config.page_image_width, "PNG")}">
-<h2>Filter patterns of {html.escape(filter_layer)}</h2>
-<p>Gradient ascent from a grey noisy image, {config.filter_steps} steps, first
-{filter_count} filters.</p>
-<img alt="filter patterns" src="{_data_uri(filter_grid, config.page_image_width, "PNG")}">
-</body></html>
-"""
+    cards = [{"filename": e.filename, "true_class": class_names[e.label],
+              "predicted_class": class_names[e.predicted], "probability": e.probability,
+              "misclassified": e.misclassified,
+              "picture": pictures.array_data_uri(e.gradcam, config.thumbnail_width, "JPEG")}
+             for e in entries]
+    return html_pages.render(
+        "explain_gallery.html", title=title, source=source, cards=cards,
+        misclassified=sum(e.misclassified for e in entries), thumbnail_width=config.thumbnail_width,
+        activation_layer=activation_layer,
+        activation_picture=pictures.array_data_uri(activation_grid, config.page_image_width, "PNG"),
+        filter_layer=filter_layer, filter_steps=config.filter_steps, filter_count=filter_count,
+        filter_picture=pictures.array_data_uri(filter_grid, config.page_image_width, "PNG"))
 
 
 def build_gallery(graph: ModelGraph, examples: Sequence[LabelledImage], class_names: Sequence[str],

@@ -8,7 +8,6 @@ class 1 as p and class 0 as 1 - p; a softmax head scores class k as p[k].
 import dataclasses
 from typing import Optional, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 

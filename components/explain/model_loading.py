@@ -15,23 +15,16 @@ import tensorflow as tf
 from tfx.utils import path_utils
 
 from components import contract
+from components.formats import versions as version_folders
 from components.explain.errors import ModelNotFoundError
 
 KERAS_SUFFIX = ".keras"
 
 
-def _latest_version_dir(directory: str):
-    versions = [name.rstrip("/") for name in tf.io.gfile.listdir(directory)
-                if name.rstrip("/").isdigit()]
-    if not versions:
-        return None
-    return os.path.join(directory, max(versions, key=int))
-
-
 def _candidates(path: str) -> List[str]:
     candidates = [os.path.join(path, contract.KERAS_MODEL_PATH),
                   os.path.join(path_utils.serving_model_dir(path), contract.KERAS_MODEL_PATH)]
-    latest = _latest_version_dir(path)
+    latest = version_folders.latest_version_dir(path)
     if latest is not None:
         candidates.append(os.path.join(latest, contract.KERAS_MODEL_PATH))
     return candidates

@@ -12,17 +12,19 @@ import time
 import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
+from components import contract
 from components.evaluation import decision as blessing_decision
-from components.evaluation import examples_io
+from components.formats import examples as examples_format
+from components.formats import versions as serving_versions
+from components.formats import warmup as warmup_format
+from components.formats.pushed_model import (ALREADY_SERVING_KEY, DESTINATION_KEY, MODEL_NAME_KEY, PUSHED_KEY,
+                                             VERSION_KEY)
 from components.pusher import serving_layout, warmup
 
 BLESSED_FILE = "BLESSED"
-PUSHED_KEY, DESTINATION_KEY, VERSION_KEY = "pushed", "pushed_destination", "pushed_version"
-ALREADY_SERVING_KEY = "already_serving"
-MODEL_NAME_KEY = "model_name"  # as the EvaluationReport's, so run summaries can pair them
 
 def is_blessed(blessing_uri: str) -> bool:
     """The Evaluator writes a BLESSED (or NOT_BLESSED) file into its blessing."""
@@ -34,23 +36,24 @@ def refusal_reason(blessing_uri: str) -> str:
         return f"the Evaluator did not bless it (no {blessing_decision.DECISION_FILE} in {blessing_uri})"
     return decision.summary()
 
-def push_blessed_model(model_dir: str, blessing_uri: str, examples_uri: str, serving_model_dir: str,
+def push_blessed_model(model_dir: str, blessing_uri: str, warmup_split_uri: str, serving_model_dir: str,
                        model_name: str, num_warmup_requests: int, strategy: str = "",
                        verify_warmup: bool = True) -> dict:
     """Pushes unless not blessed or already serving, then rewrites the serving
     root's models.config (whatever the outcome, so that it exists after the
-    first run); returns what happened.
+    first run); returns what happened. Warmup requests are built from the first
+    images of warmup_split_uri (a split folder of the Examples artifact).
 
     Keys: pushed (0/1), pushed_destination, pushed_version, already_serving (0/1), reason.
     """
-    outcome = _push(model_dir, blessing_uri, examples_uri, serving_model_dir, model_name,
+    outcome = _push(model_dir, blessing_uri, warmup_split_uri, serving_model_dir, model_name,
                     num_warmup_requests, strategy, verify_warmup)
     served = serving_layout.write_models_config(serving_model_dir)
     logging.info("Pusher: %s lists %s", os.path.join(serving_model_dir, serving_layout.MODELS_CONFIG_FILE),
                  ", ".join(served) or "no models yet")
     return outcome
 
-def _push(model_dir, blessing_uri, examples_uri, serving_model_dir, model_name, num_warmup_requests,
+def _push(model_dir, blessing_uri, warmup_split_uri, serving_model_dir, model_name, num_warmup_requests,
           strategy, verify_warmup) -> dict:
     if not is_blessed(blessing_uri):
         reason = refusal_reason(blessing_uri)
@@ -66,14 +69,15 @@ def _push(model_dir, blessing_uri, examples_uri, serving_model_dir, model_name, 
         return {PUSHED_KEY: 1, DESTINATION_KEY: latest.path, VERSION_KEY: latest.version,
                 ALREADY_SERVING_KEY: 1, "reason": reason}
 
-    images = [image.image_bytes for image in examples_io.read_images(examples_uri, limit=num_warmup_requests)]
+    images = [image.image_bytes
+              for image in examples_format.read_images(warmup_split_uri, limit=num_warmup_requests)]
     logs = warmup.warmup_logs(model_name, images)
     if verify_warmup:
         warmup.replay(model_dir, logs)
     push_info = {"digest": digest, "source": model_dir, "blessing": blessing_uri,
                  "pushed_at": time.time(), "warmup_requests": len(logs)}
-    extra_files = {serving_layout.WARMUP_FILE: warmup.serialize(logs),
-                   serving_layout.PUSH_INFO_FILE: json.dumps(push_info, indent=2).encode()}
+    extra_files = {serving_layout.WARMUP_FILE: warmup_format.serialize_records(logs),
+                   serving_versions.PUSH_INFO_FILE: json.dumps(push_info, indent=2).encode()}
     version = serving_layout.publish(model_dir, model_base, extra_files, strategy=strategy or None)
     logging.info("Pusher: pushed %s as version %d to %s (%d warmup requests)",
                 model_name, version.version, version.path, len(logs))
@@ -99,7 +103,8 @@ def Pusher(
     """
     outcome = push_blessed_model(
         model_dir=path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
-        blessing_uri=model_blessing.uri, examples_uri=examples.uri,
+        blessing_uri=model_blessing.uri,
+        warmup_split_uri=artifact_utils.get_split_uri([examples], contract.TEST_SPLIT),
         serving_model_dir=serving_model_dir, model_name=model_name,
         num_warmup_requests=num_warmup_requests, strategy=publish_strategy)
     logging.info("Pusher (%s): %s", model_name,

@@ -7,10 +7,8 @@ A push killed midway leaves its staging folder (or, written in place, a version
 folder without saved_model.pb); the next push removes such leftovers once
 nothing has been written into them for a while.
 """
-import dataclasses
 import errno
 import hashlib
-import json
 from absl import logging
 import os
 import time
@@ -19,52 +17,16 @@ from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-SAVED_MODEL_FILE = "saved_model.pb"
-ASSETS_EXTRA_DIR = "assets.extra"
-WARMUP_FILE = os.path.join(ASSETS_EXTRA_DIR, "tf_serving_warmup_requests")
-PUSH_INFO_FILE = os.path.join(ASSETS_EXTRA_DIR, "push_info.json")
+from components.formats import warmup as warmup_format
+from components.formats.versions import (ASSETS_EXTRA_DIR, SAVED_MODEL_FILE, VersionDir,
+                                         latest_complete_version, list_versions)
+
+WARMUP_FILE = warmup_format.WARMUP_FILE
 STAGING_PREFIX = ".staging-"
 STAGED, DIRECT = "staged", "direct"
 # A partial push untouched this long is a dead push's leftover, not a live one's.
 STALE_PARTIAL_PUSH_SECONDS = 3600.0
 MODELS_CONFIG_FILE = "models.config"
-
-@dataclasses.dataclass(frozen=True)
-class VersionDir:
-    version: int
-    path: str
-
-    @property
-    def complete(self) -> bool:
-        """A version is published once saved_model.pb exists (it is written last)."""
-        return tf.io.gfile.exists(os.path.join(self.path, SAVED_MODEL_FILE))
-
-    def push_info(self) -> Dict:
-        """What the Pusher recorded about this version ({} for versions pushed by others)."""
-        path = os.path.join(self.path, PUSH_INFO_FILE)
-        if not tf.io.gfile.exists(path):
-            return {}
-        try:
-            with tf.io.gfile.GFile(path) as file:
-                return json.load(file)
-        except (ValueError, tf.errors.OpError) as error:
-            logging.warning("Unreadable %s: %s", path, error)
-            return {}
-
-def list_versions(model_base: str) -> List[VersionDir]:
-    """Integer-named children of a served model's folder, oldest first."""
-    if not tf.io.gfile.isdir(model_base):
-        return []
-    versions = []
-    for name in tf.io.gfile.listdir(model_base):
-        name = name.rstrip("/")
-        if name.isdigit():
-            versions.append(VersionDir(int(name), os.path.join(model_base, name)))
-    return sorted(versions, key=lambda v: v.version)
-
-def latest_complete_version(model_base: str) -> Optional[VersionDir]:
-    complete = [v for v in list_versions(model_base) if v.complete]
-    return complete[-1] if complete else None
 
 def next_version(model_base: str, now: Callable[[], float] = time.time) -> int:
     """A Unix-time version, bumped past every existing one (even incomplete ones).
