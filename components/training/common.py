@@ -1,4 +1,4 @@
-"""What both Trainers share: reading fn_args, strategy, progress, report, export."""
+"""What every Trainer (each model's run_fn) shares: reading fn_args, strategy, progress, report, export."""
 import json
 import os
 import time

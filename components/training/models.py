@@ -16,7 +16,6 @@ from components.training import vgg16_weights
 INPUT_SHAPE = BOOK_IMAGE_SHAPE.as_tuple
 SCRATCH_FILTERS = (32, 64, 128, 128)
 SCRATCH_DENSE_UNITS = 512
-HEAD_NAMES = ("flatten", "dense", "dropout", "predictions")
 MNIST_INPUT_SHAPE = MNIST_IMAGE_SHAPE.as_tuple
 MNIST_FILTERS = (32, 64, 64)
 MNIST_DENSE_UNITS = 64
