@@ -108,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
     for line in run_summary.summary_lines(config.metadata_path):
         print(line)
     if args.serve_and_predict:
-        from serving import smoke  # pylint: disable=import-outside-toplevel
+        from serving.served_accuracy import measure_served_accuracy  # pylint: disable=import-outside-toplevel
         try:
-            smoke.serve_and_predict(config.serving_model_dir, config.data_root)
+            measure_served_accuracy(config.serving_model_dir, config.data_root, report=print)
         except FileNotFoundError as error:
             print(f"Nothing to serve: {error}")
     return 0

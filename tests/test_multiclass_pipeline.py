@@ -13,7 +13,7 @@ from components.evaluation import eval_config, tfma_results
 from pipeline.prepare_data import digits_split
 from serving.client import ClientOptions, PredictionClient
 from serving.server import ModelServer, ServerOptions
-from serving.smoke import LOOPBACK, labelled_images
+from serving.served_accuracy import LOOPBACK, labelled_images
 
 VENV_BIN = os.path.dirname(sys.executable)
 DIGITS = [str(d) for d in range(10)]

@@ -1,4 +1,4 @@
-"""`catsdogs predict`, `catsdogs serve`, TLS and make run's serve_and_predict,
+"""`catsdogs predict`, `catsdogs serve`, TLS and make run's measure_served_accuracy,
 with real servers and real images."""
 import datetime
 import ipaddress
@@ -90,17 +90,12 @@ def test_tls_with_tf_serving_ssl_config(tmp_path, exported_models, capsys):  # n
         server_.stop()
 
 
-def test_serve_and_predict_reports_each_models_accuracy(tmp_path, exported_models):  # noqa: F811
-    from serving.smoke import serve_and_predict
+def test_measure_served_accuracy_reports_each_models_accuracy(tmp_path, exported_models):  # noqa: F811
+    from serving.served_accuracy import measure_served_accuracy
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), OTHER_MODEL, 4)
     lines = []
-
-    class Out:
-        def write(self, text):
-            lines.append(text)
-
-    results = serve_and_predict(str(tmp_path), SAMPLE_DIR, batch_size=16, out=Out())
+    results = measure_served_accuracy(str(tmp_path), SAMPLE_DIR, batch_size=16, report=lines.append)
     assert sorted(results) == sorted([MODEL, OTHER_MODEL])
     assert results[OTHER_MODEL].version == 4
     for name, seed in ((MODEL, 1), (OTHER_MODEL, 2)):
@@ -110,9 +105,9 @@ def test_serve_and_predict_reports_each_models_accuracy(tmp_path, exported_model
         assert (results[name].images, results[name].correct) == (len(IMAGES), expected)
     assert any("accuracy" in line and MODEL in line for line in lines)
     with pytest.raises(FileNotFoundError, match="no pushed versions"):
-        serve_and_predict(str(tmp_path), SAMPLE_DIR, model_names=["absent_model"])
+        measure_served_accuracy(str(tmp_path), SAMPLE_DIR, model_names=["absent_model"])
     with pytest.raises(FileNotFoundError, match="no pushed model versions"):
-        serve_and_predict(str(tmp_path / "empty"), SAMPLE_DIR)
+        measure_served_accuracy(str(tmp_path / "empty"), SAMPLE_DIR)
 
 
 @pytest.mark.slow

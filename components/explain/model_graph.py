@@ -15,8 +15,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
-from components import contract
 from components.explain.errors import NotAConvnetError, UnknownLayerError
+from components.image_shape import BOOK_IMAGE_SHAPE
 
 CONV_LAYER_TYPES = (keras.layers.Conv2D, keras.layers.SeparableConv2D,
                     keras.layers.DepthwiseConv2D)
@@ -45,7 +45,7 @@ def _unroll(model: keras.Model) -> List[keras.layers.Layer]:
 def _model_input_shape(model: keras.Model) -> Tuple[int, ...]:
     shape = tuple(model.inputs[0].shape[1:]) if model.inputs else ()
     if len(shape) != 3 or None in shape:
-        return (contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS)
+        return BOOK_IMAGE_SHAPE.as_tuple
     return shape
 
 

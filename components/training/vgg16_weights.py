@@ -15,7 +15,7 @@ import pickle
 import keras
 import numpy as np
 
-from components import contract
+from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training.hparams import WEIGHTS_IMAGENET, WEIGHTS_NONE, WEIGHTS_OFFLINE
 
 PREPROCESSING_LAYER_NAME = "imagenet_preprocessing"
@@ -25,7 +25,7 @@ OFFLINE_WEIGHTS_FILE = os.path.join("weights", "vgg16.ckpt")
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
-INPUT_SHAPE = (contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS)
+INPUT_SHAPE = BOOK_IMAGE_SHAPE.as_tuple
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):

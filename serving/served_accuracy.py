@@ -1,10 +1,11 @@
-"""The last step of `make run`: serve the run's pushed models on a free
-loopback port, send the sample's test images through gRPC with the client,
-print and return each model's accuracy, stop the server."""
+"""Accuracy of served models, end to end: serve the pushed models on a free
+loopback port, send an image folder's split through the gRPC client, stop the
+server. `catsdogs run-local` ends with it, so `make run` shows what a client
+of the pushed models gets."""
 import dataclasses
+import logging
 import os
-import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from components import contract
 from serving.client import ClientOptions, PredictionClient
@@ -42,12 +43,13 @@ def labelled_images(image_dir: str, split: str = contract.TEST_SPLIT) -> List[Tu
     return images
 
 
-def serve_and_predict(model_base_path: str, image_dir: str, split: str = contract.TEST_SPLIT,
-                      model_names: Optional[Sequence[str]] = None, batch_size: int = 32,
-                      out=sys.stdout) -> Dict[str, ModelAccuracy]:
+def measure_served_accuracy(model_base_path: str, image_dir: str, split: str = contract.TEST_SPLIT,
+                            model_names: Optional[Sequence[str]] = None, batch_size: int = 32,
+                            report: Callable[[str], None] = logging.getLogger(__name__).info
+                            ) -> Dict[str, ModelAccuracy]:
     """Serves every model under model_base_path (or those named) over gRPC on a
     free loopback port, predicts image_dir/split/<class>/* in batches through the
-    client, prints one accuracy line per model and returns them by model name."""
+    client, reports one accuracy line per model and returns them by model name."""
     served = [config.name for config in config_for_base_path(model_base_path).model_config_list.config
               if list_versions(config.base_path)]
     if not served:
@@ -62,8 +64,8 @@ def serve_and_predict(model_base_path: str, image_dir: str, split: str = contrac
     results = {}
     with ModelServer(options) as server, \
             PredictionClient(f"{LOOPBACK}:{server.port}", ClientOptions(timeout_seconds=120)) as client:
-        print(f"serving {', '.join(names)} on {LOOPBACK}:{server.port} (gRPC); "
-              f"predicting {len(images)} {split} images", file=out)
+        report(f"serving {', '.join(names)} on {LOOPBACK}:{server.port} (gRPC); "
+               f"predicting {len(images)} {split} images")
         for name in names:
             correct, version = 0, 0
             for start in range(0, len(images), batch_size):
@@ -72,6 +74,6 @@ def serve_and_predict(model_base_path: str, image_dir: str, split: str = contrac
                 version = result.version
                 correct += sum(p.class_name == label for p, (_, label) in zip(result.predictions, batch))
             results[name] = ModelAccuracy(name, version, len(images), correct)
-            print(f"{name} version {version}: accuracy {correct / len(images):.3f} "
-                  f"({correct}/{len(images)} {split} images, via gRPC)", file=out)
+            report(f"{name} version {version}: accuracy {correct / len(images):.3f} "
+                   f"({correct}/{len(images)} {split} images, via gRPC)")
     return results
