@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 
+from components import contract
+
 
 def _flag(parser, name: str, **kwargs):
     spellings = [f"--{name}"]
@@ -50,7 +52,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                "is retried afresh (default 5)")
     _flag(parser, "max-image-pixels", type=int,
           help="images whose header gives more pixels (width x height) get INVALID_ARGUMENT before "
-               "decoding (0: no limit; default 50000000, as ingestion)")
+               f"decoding (0: no limit; default {contract.DEFAULT_MAX_IMAGE_PIXELS}, as ingestion)")
     _flag(parser, "grpc-max-threads", type=int, help="gRPC worker threads (default 16)")
     _flag(parser, "monitoring-config-file", help="TF Serving MonitoringConfig text proto (Prometheus)")
     _flag(parser, "ssl-config-file", help="TF Serving SSLConfig text proto (PEM contents)")
