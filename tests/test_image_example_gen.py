@@ -5,40 +5,24 @@ import os
 
 import pytest
 import tensorflow as tf
-from tfx.dsl.components.base import base_beam_executor
-from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.types import artifact_utils, standard_component_specs
 
 from components import contract
 from components.image_example_gen import executor as executor_lib
 from components.image_example_gen.component import ImageExampleGen, input_config_for
+from components.image_example_gen.folder_run import ingest_folder
 from components.image_example_gen.image_checks import ImageLimits, rejection_reason
 from components.image_example_gen.layout import DataLayoutError, scan_layout
 from pipeline.configs import LOCAL_BEAM_ARGS
 from tests import image_files
 
 
-def run_executor(data_dir, output_dir, max_rejected_fraction=0.01, max_image_pixels=50_000_000):
-    examples = standard_artifacts.Examples()
-    examples.uri = os.path.join(output_dir, "examples")
-    exec_properties = {
-        standard_component_specs.INPUT_BASE_KEY: data_dir,
-        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config_for()),
-        standard_component_specs.OUTPUT_CONFIG_KEY: "{}",
-        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
-        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        standard_component_specs.CUSTOM_CONFIG_KEY: proto_utils.proto_to_json(
-            executor_lib.custom_config_for(max_rejected_fraction, max_image_pixels)),
-    }
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(LOCAL_BEAM_ARGS),
-                                                 tmp_dir=os.path.join(output_dir, "tmp"))
-    executor_lib.Executor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
-    return examples
+def run_executor(data_dir, output_dir, **limits):
+    return ingest_folder(data_dir, output_dir, LOCAL_BEAM_ARGS, **limits)
 
 
 def read_split(examples, split):
-    files = glob.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz"))
+    files = glob.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*.gz"))
     records = tf.data.TFRecordDataset(files, compression_type="GZIP")
     return [tf.train.Example.FromString(record.numpy()) for record in records]
 
