@@ -84,3 +84,14 @@ def test_progress_filter_keeps_project_lines_and_component_events_only():
     # the virtualenv may live inside the checkout: its packages are not the project's
     venv_file = progress_log.ProgressLogFilter.PROJECT_ROOT + "/.venv/lib/python3.11/site-packages/tfx/launcher.py"
     assert not keep(record("Running launcher for node_info {", pathname=venv_file))
+
+
+def test_run_local_and_compile_accept_the_same_model_names():
+    from pipeline import kubeflow_cli, overrides
+
+    for text in ("scratch,vgg16", "cats_vs_dogs_scratch, vgg16", "mnist_convnet"):
+        assert kubeflow_cli._models(text) == overrides.parse_models(text)  # pylint: disable=protected-access
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown model"):
+        kubeflow_cli._models("resnet")  # pylint: disable=protected-access
+    with pytest.raises(ValueError, match="unknown model"):
+        overrides.parse_models(" , ")
