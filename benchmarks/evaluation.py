@@ -35,7 +35,7 @@ SHOWN_METRICS = ("example_count", "binary_accuracy", "auc", "precision", "recall
 
 def run_gate(work_dir: str, model_dir: str, examples_dir: str, served_name: str, thresholds) -> dict:
     from tfx import v1 as tfx
-    from tests import test_evaluation_support as support
+    from tests import marker_model as support
 
     started = time.time()
     tfx.orchestration.LocalDagRunner().run(support.gate_pipeline(

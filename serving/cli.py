@@ -67,8 +67,9 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", type=int, help="model version (default: the latest)")
     parser.add_argument("--signature", help="signature name (default: serving_default)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--timeout", type=float, help="deadline per attempt (s; default 10)")
-    parser.add_argument("--retries", type=int, help="retries on UNAVAILABLE (default 3)")
+    parser.add_argument("--timeout", type=float, help="deadline of the call, retries included (s; default 10)")
+    parser.add_argument("--retries", type=int, help="retries on UNAVAILABLE, 0 to 4, by gRPC's retry policy "
+                                                   "(default 3)")
     parser.add_argument("--tls", action="store_true", help="use TLS")
     parser.add_argument("--ca-cert", help="PEM file of the CA that signed the server's certificate")
 
@@ -125,8 +126,12 @@ def _predict(args) -> int:
     if missing:
         print(f"catsdogs predict: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    options = ClientOptions(tls=args.tls, root_certificates_file=args.ca_cert,
-                            **_given(timeout_seconds=args.timeout, retries=args.retries))
+    try:
+        options = ClientOptions(tls=args.tls, root_certificates_file=args.ca_cert,
+                                **_given(timeout_seconds=args.timeout, retries=args.retries))
+    except ValueError as error:
+        print(f"catsdogs predict: {error}", file=sys.stderr)
+        return 2
     try:
         with PredictionClient(args.server, options) as client:
             result = client.predict_files(args.images, args.model, args.version, args.signature)

@@ -5,10 +5,13 @@ real tensorflow_model_server): images in, classes and probabilities out.
         result = client.predict_files(["cat.jpg"], model="cats_vs_dogs_scratch")
         print(result.version, result.predictions[0].class_name)
 
-Each call has a deadline; calls failing with UNAVAILABLE (server starting,
-restarting, or a connection drop) are retried with exponential backoff.
+Each call has a deadline (retries included); calls failing with UNAVAILABLE
+(server starting, restarting, or a connection drop) are retried with
+exponential backoff by gRPC itself, from the channel's service config
+(https://github.com/grpc/proposal/blob/master/A6-client-retries.md).
 """
 import dataclasses
+import json
 import time
 from typing import List, Optional, Sequence
 
@@ -21,17 +24,44 @@ from components import contract
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 SIGNATURE_DEF_FIELD = "signature_def"
+SERVICES = ("tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
+MAX_RETRIES = 4
+"""gRPC makes at most five attempts per call, whatever the policy asks for."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ClientOptions:
     timeout_seconds: float = 10.0
+    """Deadline of each call, its retries included."""
     retries: int = 3
     initial_backoff_seconds: float = 0.2
     max_backoff_seconds: float = 2.0
+    """gRPC waits a random time up to the backoff (initial, doubled after each attempt, capped here)."""
+    wait_for_ready: bool = False
+    """Wait (until the deadline) for a server that is not up yet, instead of failing with UNAVAILABLE."""
     tls: bool = False
     root_certificates_file: Optional[str] = None  # PEM; None: the system's roots
     max_response_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self):
+        if not 0 <= self.retries <= MAX_RETRIES:
+            raise ValueError(f"retries must be 0 to {MAX_RETRIES} (gRPC makes at most "
+                             f"{MAX_RETRIES + 1} attempts), got {self.retries}")
+
+
+def service_config(options: ClientOptions) -> str:
+    """The channel's gRPC service config: retry policy and wait-for-ready of TF Serving's services."""
+    method_config = {"name": [{"service": service} for service in SERVICES],
+                     "waitForReady": options.wait_for_ready}
+    if options.retries:
+        method_config["retryPolicy"] = {
+            "maxAttempts": options.retries + 1,
+            "initialBackoff": f"{options.initial_backoff_seconds}s",
+            "maxBackoff": f"{options.max_backoff_seconds}s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": [code.name for code in RETRYABLE],
+        }
+    return json.dumps({"methodConfig": [method_config]})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +98,9 @@ class PredictionClient:
         self.target = target
         self.options = options
         channel_options = [("grpc.max_receive_message_length", options.max_response_bytes),
-                           ("grpc.max_send_message_length", -1)]
+                           ("grpc.max_send_message_length", -1),
+                           ("grpc.enable_retries", 1),
+                           ("grpc.service_config", service_config(options))]
         if options.tls:
             root = None
             if options.root_certificates_file:
@@ -90,16 +122,8 @@ class PredictionClient:
         self.close()
 
     def call(self, method, request):
-        """One RPC with the deadline, retried on UNAVAILABLE."""
-        backoff = self.options.initial_backoff_seconds
-        for attempt in range(self.options.retries + 1):
-            try:
-                return method(request, timeout=self.options.timeout_seconds)
-            except grpc.RpcError as error:
-                if error.code() not in RETRYABLE or attempt == self.options.retries:
-                    raise
-            time.sleep(backoff)
-            backoff = min(backoff * 2, self.options.max_backoff_seconds)
+        """One RPC with the deadline; the channel's retry policy retries it on UNAVAILABLE."""
+        return method(request, timeout=self.options.timeout_seconds)
 
     @staticmethod
     def _spec(message, model: str, version: Optional[int], signature: Optional[str] = None):

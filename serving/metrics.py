@@ -1,6 +1,9 @@
 """Request counters and latency histograms, exported in Prometheus' text
 format on the REST port when a monitoring config enables it (TF Serving's
---monitoring_config_file), under TF Serving's metric names."""
+--monitoring_config_file), under TF Serving's metric names.
+
+Hand-written, not prometheus_client: that package is in neither the project's
+pinned set (requirements.lock) nor the TFX base image the pipeline runs in."""
 import bisect
 import collections
 import contextlib

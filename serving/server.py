@@ -1,6 +1,10 @@
 """The model server: TF Serving's gRPC services and REST API over one
 ModelManager, on loopback or any interface. Used by `catsdogs serve`, the
-tests and `make run`'s final prediction step."""
+tests and `make run`'s final prediction step.
+
+Hand-written because no tensorflow_model_server binary installs here (TF
+Serving ships as a container image); on a cluster, serve with the official
+tensorflow/serving image: same API, flags and model layout."""
 import dataclasses
 import logging
 from concurrent import futures

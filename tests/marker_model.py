@@ -1,6 +1,6 @@
-"""Shared by tests/test_evaluation*.py and tests/test_push*.py: a small real
-model exported with the contract's signatures, and Examples artifacts of real
-images (the layout ImageExampleGen writes).
+"""The marker model of the evaluation and push tests: a small real model
+exported with the contract's signatures, the marked images it scores, blessing
+folders and the evaluation gate's pipeline around them.
 
 The model is not trained: its P(class 1) is the grey level of a marker that
 write_marked_images paints into the top-left corner of the sample's photos, so
@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import contract
-from tests.examples_artifacts import SAMPLE_DIR, sample_files, split_uri, write_examples_artifact  # noqa: F401
+from tests.examples_artifacts import SAMPLE_DIR, sample_files
 
 
 # The marker covers this share of each photo's width and height; the model reads

@@ -1,6 +1,7 @@
 """Exports a SavedModel that honours the serving contract around any image
-classifier, so the server and client can be tested without running the pipeline (the pipeline's Trainers export the real models with the
-same signature).
+classifier, so the server and client can be tested without running the
+pipeline (the pipeline's Trainers export the real models with the same
+signature).
 
 Signatures:
 - serving_default (contract): image_bytes tf.string [None] (raw JPEG/PNG)

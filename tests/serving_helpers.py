@@ -1,13 +1,11 @@
-"""Shared pieces of the serving tests: real SavedModels honouring the serving
-contract, real sample JPEGs, and servers on free loopback ports. (A module of
-helpers, not of tests; the serving test modules import from it.)"""
+"""Helpers of the serving tests: real sample JPEGs, model folders pushed the
+way a pusher does, model configs, and servers on free loopback ports (the
+fixtures built from them are in conftest.py)."""
 import glob
 import os
 import shutil
 import socket
 import textwrap
-
-import pytest
 
 from components import contract
 
@@ -34,35 +32,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def exported_models(tmp_path_factory):
-    """Two real SavedModels with the contract's signatures, different weights:
-    {seed: export dir}."""
-    from tests.reference_model import TinyClassifier, export_reference_model
-    root = tmp_path_factory.mktemp("exports")
-    return {seed: export_reference_model(str(root / f"seed{seed}"), TinyClassifier(2, seed))
-            for seed in (1, 2)}
-
-
-@pytest.fixture(scope="session")
-def pipeline_export(tmp_path_factory):
-    """What the Trainers export (components.training.export.export_model): the
-    real Transform graph of the project's preprocessing_fn in front of a tiny
-    untrained Keras 3 convnet ending, like the book's, in one sigmoid unit."""
-    import keras
-    import tensorflow_transform as tft
-
-    from components.training.export import export_model
-    from tests import training_support
-    root = tmp_path_factory.mktemp("pipeline_export")
-    transform_dir = training_support.build_transform_graph(sample_images()[0][0], str(root / "transform"))
-    inputs = keras.Input((contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS))
-    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(features))
-    return export_model(model, tft.TFTransformOutput(transform_dir).transform_features_layer(),
-                        training_support.RAW_FEATURE_SPEC, list(contract.CATS_VS_DOGS_CLASSES), str(root / "export"))
 
 
 def push(exported_dir: str, base_path: str, model_name: str, version: int) -> str:
@@ -101,12 +70,3 @@ def start_server(**overrides):
     options = dict(host=LOOPBACK, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2)
     options.update(overrides)
     return ModelServer(ServerOptions(**options)).start()
-
-
-@pytest.fixture
-def server(tmp_path, exported_models):  # noqa: F811
-    """This project's server with MODEL version 1 under a polled base path."""
-    push(exported_models[1], str(tmp_path), MODEL, 1)
-    running = start_server(model_base_path=str(tmp_path))
-    yield running
-    running.stop()

@@ -17,7 +17,8 @@ from components import contract
 from components.evaluation import decision, eval_config, report, tfma_results
 from components.formats import warmup as warmup_format
 from components.pusher import serving_layout
-from tests import test_evaluation_support as support
+from tests import examples_artifacts
+from tests import marker_model as support
 
 MODEL_NAME = contract.SCRATCH_MODEL_NAME
 
@@ -173,7 +174,7 @@ def gate_runs(tmp_path_factory):
     model = support.marker_model()
     good = support.export_model(model, os.path.join(root, "good", "Format-Serving"))
     worse = support.export_model(model, os.path.join(root, "worse", "Format-Serving"), invert=True)
-    support.write_examples_artifact(os.path.join(root, "examples"), image_root=images)
+    examples_artifacts.write_examples_artifact(os.path.join(root, "examples"), image_root=images)
     probabilities, labels = support.direct_predictions(good, images)
     # float32 sums of 900 pixel values: off by ~1e-5, far from the 0.05 margin around 0.5
     np.testing.assert_allclose(probabilities, [m.probability for m in marked], atol=1e-4)

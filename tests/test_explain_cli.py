@@ -12,8 +12,7 @@ from PIL import Image
 from components import contract
 from components.training.models import build_scratch_model
 from pipeline import cli
-from tests.test_explain_support import (Square, dense_only_model, evidence_model,
-                                        image_with_squares, write_png)
+from tests.evidence_models import Square, dense_only_model, evidence_model, image_with_squares, write_png
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_CAT = os.path.join(REPO, "data", "sample", "test", "cats", "cat.1500.jpg")

@@ -14,7 +14,8 @@ from components.formats.examples import read_images
 from components.formats import warmup as warmup_format
 from components.pusher import serving_layout, warmup
 from components.pusher.component import push_blessed_model
-from tests import test_evaluation_support as support
+from tests import examples_artifacts
+from tests import marker_model as support
 
 MODEL_NAME = contract.SCRATCH_MODEL_NAME
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ def artifacts(tmp_path_factory):
     return {
         "model": support.export_model(model, str(root / "model_a")),
         "other_model": support.export_model(model, str(root / "model_b"), invert=True),
-        "examples": support.write_examples_artifact(str(root / "examples")),
+        "examples": examples_artifacts.write_examples_artifact(str(root / "examples")),
         "blessed": support.write_blessing(str(root / "blessed"), True),
         "not_blessed": support.write_blessing(str(root / "not_blessed"), False, [decision.ThresholdFailure(
             "binary_accuracy", "value", 0.55, 0.70, 0.15)]),
@@ -38,7 +39,7 @@ def artifacts(tmp_path_factory):
 def push(artifacts, serving_dir, model="model", blessing="blessed", **kwargs):
     return push_blessed_model(
         model_dir=artifacts[model], blessing_uri=artifacts[blessing],
-        warmup_split_uri=support.split_uri(artifacts["examples"]),
+        warmup_split_uri=examples_artifacts.split_uri(artifacts["examples"]),
         serving_model_dir=str(serving_dir), model_name=MODEL_NAME,
         num_warmup_requests=kwargs.pop("num_warmup_requests", 3), **kwargs)
 
@@ -54,7 +55,7 @@ def test_blessed_model_is_pushed_loadable_with_real_warmup_requests(artifacts, t
     assert {contract.SERVING_SIGNATURE, contract.EXAMPLES_SIGNATURE} <= set(loaded.signatures)
 
     logs = list(warmup_format.read_records(os.path.join(version_dir, serving_layout.WARMUP_FILE)))
-    test_images = {image.image_bytes for image in read_images(support.split_uri(artifacts["examples"]))}
+    test_images = {image.image_bytes for image in read_images(examples_artifacts.split_uri(artifacts["examples"]))}
     assert len(logs) == 3
     for log in logs:
         request = log.predict_log.request
@@ -252,7 +253,7 @@ def _served_models(serving_root):
 def test_models_config_lists_exactly_the_models_that_have_a_version(artifacts, tmp_path):
     not_blessed = push_blessed_model(
         model_dir=artifacts["model"], blessing_uri=artifacts["not_blessed"],
-        warmup_split_uri=support.split_uri(artifacts["examples"]),
+        warmup_split_uri=examples_artifacts.split_uri(artifacts["examples"]),
         serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
     assert not_blessed["pushed"] == 0
     # Written on the first run whatever the outcome, listing no model that has no version.
@@ -262,7 +263,7 @@ def test_models_config_lists_exactly_the_models_that_have_a_version(artifacts, t
     assert _served_models(tmp_path) == {MODEL_NAME: str(tmp_path / MODEL_NAME)}
     push_blessed_model(
         model_dir=artifacts["other_model"], blessing_uri=artifacts["blessed"],
-        warmup_split_uri=support.split_uri(artifacts["examples"]),
+        warmup_split_uri=examples_artifacts.split_uri(artifacts["examples"]),
         serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
     assert _served_models(tmp_path) == {MODEL_NAME: str(tmp_path / MODEL_NAME),
                                         contract.VGG16_MODEL_NAME: str(tmp_path / contract.VGG16_MODEL_NAME)}

@@ -16,9 +16,8 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2
 
 from components import contract
 from serving.client import ClientOptions, PredictionClient
-from tests.test_serving_support import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, exported_models, server,  # noqa: F401
-                                        free_port, push, read_bytes, sample_images, start_server,
-                                        write_model_config)
+from tests.serving_helpers import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, free_port, push, read_bytes,
+                                   sample_images, start_server, write_model_config)
 
 TF_MODEL_SERVER = "tensorflow_model_server"
 IMAGES = sample_images()
@@ -60,7 +59,7 @@ class Backend:
 
 
 @pytest.fixture(params=["catsdogs", TF_MODEL_SERVER])
-def backend(request, tmp_path, exported_models):  # noqa: F811
+def backend(request, tmp_path, exported_models):
     if request.param == TF_MODEL_SERVER and shutil.which(TF_MODEL_SERVER) is None:
         pytest.skip(f"{TF_MODEL_SERVER} is not on PATH (TF Serving ships as a container image only)")
     running = Backend(request.param, str(tmp_path), exported_models)
@@ -212,7 +211,7 @@ def test_malformed_protos_are_rejected_and_the_server_carries_on(client, server)
     assert_still_serving(client)
 
 
-def test_request_over_the_size_limit_is_resource_exhausted(tmp_path, exported_models):  # noqa: F811
+def test_request_over_the_size_limit_is_resource_exhausted(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     server_ = start_server(model_base_path=str(tmp_path), max_request_bytes=8 * 1024 * 1024)
     try:
@@ -249,7 +248,7 @@ def state_of(client_, model, version):
         return None
 
 
-def test_new_version_is_loaded_then_the_old_one_unloaded(client, server, tmp_path, exported_models):  # noqa: F811
+def test_new_version_is_loaded_then_the_old_one_unloaded(client, server, tmp_path, exported_models):
     image = [read_bytes(IMAGES[0][0])]
     assert client.predict(image, MODEL).version == 1
     # A folder without saved_model.pb is not a version yet.
@@ -263,7 +262,7 @@ def test_new_version_is_loaded_then_the_old_one_unloaded(client, server, tmp_pat
     assert_error(grpc.StatusCode.NOT_FOUND, client.model_status, MODEL, 3)
 
 
-def test_a_new_model_folder_is_picked_up(client, tmp_path, exported_models):  # noqa: F811
+def test_a_new_model_folder_is_picked_up(client, tmp_path, exported_models):
     push(exported_models[2], str(tmp_path), OTHER_MODEL, 1)
     assert client.wait_until_available(OTHER_MODEL, timeout_seconds=30) == 1
     assert client.predict([read_bytes(IMAGES[0][0])], OTHER_MODEL).model == OTHER_MODEL
@@ -280,7 +279,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(client, tmp_pat
     assert client.model_status(MODEL, 1)[0][1] == "AVAILABLE"
 
 
-def test_warmup_records_are_replayed_at_load(client, tmp_path, exported_models):  # noqa: F811
+def test_warmup_records_are_replayed_at_load(client, tmp_path, exported_models):
     from components.formats import warmup as warmup_format
     good = str(tmp_path / "good")
     shutil.copytree(exported_models[2], good)
@@ -298,7 +297,7 @@ def test_warmup_records_are_replayed_at_load(client, tmp_path, exported_models):
     wait_for(lambda: client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 3, what="version 3")
 
 
-def test_the_pushers_warmup_file_is_replayed(client, tmp_path, exported_models):  # noqa: F811
+def test_the_pushers_warmup_file_is_replayed(client, tmp_path, exported_models):
     from components.formats.warmup import serialize_records, warmup_path
     from components.pusher import warmup as pusher_warmup
     model_dir = str(tmp_path / "with_pusher_warmup")
@@ -314,7 +313,7 @@ def test_the_pushers_warmup_file_is_replayed(client, tmp_path, exported_models):
     wait_for(lambda: state_of(client, MODEL, 3) == "AVAILABLE", what="version 3 with a good warmup")
 
 
-def test_models_config_policies_and_version_labels(tmp_path, exported_models):  # noqa: F811
+def test_models_config_policies_and_version_labels(tmp_path, exported_models):
     for version in (1, 2, 3):
         push(exported_models[1 + version % 2], str(tmp_path), MODEL, version)
     config = write_model_config(str(tmp_path / "models.config"), [
@@ -334,7 +333,7 @@ def test_models_config_policies_and_version_labels(tmp_path, exported_models):  
         server_.stop()
 
 
-def test_reload_config_serves_exactly_the_new_model_list(tmp_path, exported_models):  # noqa: F811
+def test_reload_config_serves_exactly_the_new_model_list(tmp_path, exported_models):
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), OTHER_MODEL, 1)
@@ -386,13 +385,13 @@ def test_bad_config_files_are_reported_by_name(tmp_path):
         start_server(model_config_file=config)
 
 
-def test_client_retries_while_the_server_is_not_up_yet(tmp_path, exported_models):  # noqa: F811
+def test_client_waits_for_a_server_that_is_not_up_yet(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     port = free_port()
     outcome = {}
 
     def predict_early():
-        options = ClientOptions(timeout_seconds=10, retries=8, initial_backoff_seconds=0.2)
+        options = ClientOptions(timeout_seconds=30, wait_for_ready=True)
         with PredictionClient(f"{LOOPBACK}:{port}", options) as c:
             outcome["result"] = c.predict([read_bytes(IMAGES[0][0])], MODEL)
 

@@ -12,8 +12,7 @@ from serving.batching import Batcher, BatchingOptions
 from serving.client import PredictionClient
 from serving.errors import ServingError
 from serving.servable import Servable
-from tests.test_serving_support import (LOOPBACK, MODEL, REPO_ROOT, exported_models,  # noqa: F401
-                                        push, read_bytes, sample_images, start_server)
+from tests.serving_helpers import LOOPBACK, MODEL, REPO_ROOT, push, read_bytes, sample_images, start_server
 
 IMAGES = [read_bytes(path) for path, _ in sample_images()]
 
@@ -34,7 +33,7 @@ class RecordingRunner:
 
 
 @pytest.fixture(scope="module")
-def servable(exported_models):  # noqa: F811
+def servable(exported_models):
     return Servable.load(MODEL, 1, exported_models[1])
 
 
@@ -133,7 +132,7 @@ def test_invalid_batching_parameters_are_rejected():
         BatchingOptions(max_batch_size=8, allowed_batch_sizes=(4, 6)).check()
 
 
-def test_server_with_batching_answers_like_without(tmp_path, exported_models):  # noqa: F811
+def test_server_with_batching_answers_like_without(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     server = start_server(model_base_path=str(tmp_path), enable_batching=True,
                           batching_parameters_file=f"{REPO_ROOT}/serving/configs/batching_parameters.txt")

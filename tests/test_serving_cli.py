@@ -15,8 +15,8 @@ import tensorflow as tf
 from components import contract
 from pipeline import cli
 from serving.client import ClientOptions, PredictionClient
-from tests.test_serving_support import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, SAMPLE_DIR,  # noqa: F401
-                                        exported_models, push, read_bytes, sample_images, server, start_server)
+from tests.serving_helpers import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, SAMPLE_DIR, push, read_bytes,
+                                   sample_images, start_server)
 
 IMAGES = sample_images()
 
@@ -69,7 +69,7 @@ def _self_signed_certificate():
     return key_pem, certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_tls_with_tf_serving_ssl_config(tmp_path, exported_models, capsys):  # noqa: F811
+def test_tls_with_tf_serving_ssl_config(tmp_path, exported_models, capsys):
     key_pem, cert_pem = _self_signed_certificate()
     ssl_config = tmp_path / "ssl.config"
     ssl_config.write_text(f"server_key: {json.dumps(key_pem)}\nserver_cert: {json.dumps(cert_pem)}\n")
@@ -90,7 +90,7 @@ def test_tls_with_tf_serving_ssl_config(tmp_path, exported_models, capsys):  # n
         server_.stop()
 
 
-def test_measure_served_accuracy_reports_each_models_accuracy(tmp_path, exported_models):  # noqa: F811
+def test_measure_served_accuracy_reports_each_models_accuracy(tmp_path, exported_models):
     from serving.served_accuracy import measure_served_accuracy
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), OTHER_MODEL, 4)
@@ -111,7 +111,7 @@ def test_measure_served_accuracy_reports_each_models_accuracy(tmp_path, exported
 
 
 @pytest.mark.slow
-def test_catsdogs_serve_as_a_process(tmp_path, exported_models, capsys):  # noqa: F811
+def test_catsdogs_serve_as_a_process(tmp_path, exported_models, capsys):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
     process = subprocess.Popen(

@@ -21,8 +21,7 @@ from components import contract
 from serving.client import ClientOptions, PredictionClient
 from serving.image_header import DEFAULT_MAX_IMAGE_PIXELS, ImageHeaderError, image_size
 from serving.server import ModelServer, ServerOptions
-from tests.test_serving_support import (LOOPBACK, MODEL, exported_models, push, read_bytes,  # noqa: F401
-                                        sample_images, server, start_server)
+from tests.serving_helpers import LOOPBACK, MODEL, push, read_bytes, sample_images, start_server
 
 IMAGES = sample_images()
 FAST = ClientOptions(timeout_seconds=30, retries=0)
@@ -64,7 +63,7 @@ def png_header_only(width, height):
 
 # --- the serving root ------------------------------------------------------------------------
 
-def test_a_relative_model_base_path_serves_its_models(tmp_path, exported_models, monkeypatch):  # noqa: F811
+def test_a_relative_model_base_path_serves_its_models(tmp_path, exported_models, monkeypatch):
     push(exported_models[1], str(tmp_path / "serving_model"), MODEL, 1)
     monkeypatch.chdir(tmp_path)
     running = start_server(model_base_path="serving_model")
@@ -80,7 +79,7 @@ def test_a_relative_model_base_path_serves_its_models(tmp_path, exported_models,
     ("model folder", "holds version folders (1): it is one model's folder, not the serving root"),
     ("version folder", "is one SavedModel (a version folder), not the serving root"),
 ])
-def test_a_base_path_that_is_not_a_serving_root_is_refused_at_start(tmp_path, exported_models,  # noqa: F811
+def test_a_base_path_that_is_not_a_serving_root_is_refused_at_start(tmp_path, exported_models,
                                                                    layout, message):
     version_dir = push(exported_models[1], str(tmp_path / "root"), MODEL, 1)
     given = {"missing": tmp_path / "no_such_folder", "model folder": tmp_path / "root" / MODEL,
@@ -92,7 +91,7 @@ def test_a_base_path_that_is_not_a_serving_root_is_refused_at_start(tmp_path, ex
         assert f"Pass {tmp_path / 'root'}" in str(caught.value)
 
 
-def test_models_without_versions_are_reported_at_start(tmp_path, exported_models, caplog):  # noqa: F811
+def test_models_without_versions_are_reported_at_start(tmp_path, exported_models, caplog):
     caplog.set_level(logging.WARNING, logger="serving.model_manager")
     empty = start_server(model_base_path=str(tmp_path), file_system_poll_wait_seconds=0)
     empty.stop()
@@ -110,7 +109,7 @@ def test_models_without_versions_are_reported_at_start(tmp_path, exported_models
 # --- versions on disk ------------------------------------------------------------------------
 
 def test_a_deleted_version_is_unloaded_and_the_previous_one_served_without_a_failed_request(
-        tmp_path, exported_models):  # noqa: F811
+        tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), MODEL, 2)
     running = start_server(model_base_path=str(tmp_path), file_system_poll_wait_seconds=0.1)
@@ -147,7 +146,7 @@ def test_a_deleted_version_is_unloaded_and_the_previous_one_served_without_a_fai
         running.stop()
 
 
-def test_a_version_whose_files_arrive_out_of_order_is_retried_until_it_loads(tmp_path, exported_models):  # noqa: F811
+def test_a_version_whose_files_arrive_out_of_order_is_retried_until_it_loads(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     running = start_server(model_base_path=str(tmp_path), file_system_poll_wait_seconds=0.1,
                            max_num_load_retries=1)
@@ -171,7 +170,7 @@ def test_a_version_whose_files_arrive_out_of_order_is_retried_until_it_loads(tmp
 
 # --- ports -----------------------------------------------------------------------------------
 
-def test_a_busy_grpc_port_is_refused(server, tmp_path):  # noqa: F811
+def test_a_busy_grpc_port_is_refused(server, tmp_path):
     with pytest.raises(OSError, match=f"cannot listen for gRPC on {LOOPBACK}:{server.port}"):
         ModelServer(ServerOptions(model_base_path=str(tmp_path), host=LOOPBACK, port=server.port,
                                   rest_api_port=None))
@@ -190,7 +189,7 @@ def test_the_default_pixel_limit_is_ingestions():
     assert ServerOptions().max_image_pixels == DEFAULT_MAX_IMAGE_PIXELS == ImageLimits().max_pixels
 
 
-def test_images_over_the_pixel_limit_are_invalid_argument_before_decoding(tmp_path, exported_models):  # noqa: F811
+def test_images_over_the_pixel_limit_are_invalid_argument_before_decoding(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     photo = read_bytes(IMAGES[0][0])  # 490x500 = 245,000 pixels
     running = start_server(model_base_path=str(tmp_path), max_image_pixels=200_000)
@@ -209,7 +208,7 @@ def test_images_over_the_pixel_limit_are_invalid_argument_before_decoding(tmp_pa
         running.stop()
 
 
-def test_a_decompression_bomb_is_refused_from_its_header(server):  # noqa: F811
+def test_a_decompression_bomb_is_refused_from_its_header(server):
     bomb = png_header_only(20_000, 20_000)  # 400 megapixels in 66 bytes
     with PredictionClient(f"{LOOPBACK}:{server.port}", FAST) as client:
         started = time.monotonic()
@@ -221,7 +220,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(server):  # noqa: F811
 
 
 @pytest.mark.parametrize("kind", ["BMP", "GIF", "random bytes", "text"])
-def test_bytes_in_no_contract_format_are_invalid_argument(server, kind):  # noqa: F811
+def test_bytes_in_no_contract_format_are_invalid_argument(server, kind):
     if kind in ("BMP", "GIF"):
         buffer = io.BytesIO()
         Image.new("RGB", (300, 300), (10, 200, 10)).save(buffer, kind)
@@ -251,7 +250,7 @@ def test_image_header_sizes():
             image_size(broken)
 
 
-def test_catsdogs_serve_refuses_a_model_folder_or_a_busy_port_in_one_line(server, tmp_path, capsys):  # noqa: F811
+def test_catsdogs_serve_refuses_a_model_folder_or_a_busy_port_in_one_line(server, tmp_path, capsys):
     from pipeline import cli
     model_folder = os.path.dirname(server.manager.resolve(model_pb2.ModelSpec(name=MODEL)).path)
     assert cli.main(["serve", "--model-base-path", model_folder, "--port", "0", "--rest-api-port", "-1"]) == 2

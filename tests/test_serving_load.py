@@ -8,8 +8,7 @@ import time
 import pytest
 
 from serving.client import ClientOptions, PredictionClient
-from tests.test_serving_support import (LOOPBACK, MODEL, REPO_ROOT, exported_models,  # noqa: F401
-                                        push, read_bytes, sample_images, start_server)
+from tests.serving_helpers import LOOPBACK, MODEL, REPO_ROOT, push, read_bytes, sample_images, start_server
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 250
@@ -18,7 +17,7 @@ PUSH_AFTER_REQUESTS = CLIENTS * REQUESTS_PER_CLIENT // 4
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batching", [False, True], ids=["unbatched", "batched"])
-def test_zero_failures_while_a_new_version_is_pushed(tmp_path, exported_models, batching):  # noqa: F811
+def test_zero_failures_while_a_new_version_is_pushed(tmp_path, exported_models, batching):
     base = str(tmp_path / "models")
     push(exported_models[1], base, MODEL, 1)
     batching_file = os.path.join(REPO_ROOT, "serving", "configs", "batching_parameters.txt")

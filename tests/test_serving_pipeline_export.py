@@ -20,8 +20,7 @@ from components.training.export import export_model
 from components.training.models import build_scratch_model
 from serving.client import ClientOptions, PredictionClient
 from tests import training_support
-from tests.test_serving_support import (LOOPBACK, MODEL, pipeline_export, push, read_bytes,  # noqa: F401
-                                        sample_images, start_server)
+from tests.serving_helpers import LOOPBACK, MODEL, push, read_bytes, sample_images, start_server
 
 IMAGES = sample_images()
 
@@ -58,7 +57,7 @@ def test_a_trainer_export_is_served_like_it_runs_in_process(tmp_path, trainer_ex
 # --- faults, on a tiny real export (fast) ----------------------------------------------------
 
 @pytest.fixture
-def pipeline_server(tmp_path, pipeline_export):  # noqa: F811
+def pipeline_server(tmp_path, pipeline_export):
     push(pipeline_export, str(tmp_path), MODEL, 1)
     server = start_server(model_base_path=str(tmp_path))
     yield server

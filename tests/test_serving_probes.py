@@ -14,8 +14,7 @@ import yaml
 
 from components import contract
 from components.pusher import serving_layout
-from tests.test_serving_support import (LOOPBACK, REPO_ROOT, exported_models, push,  # noqa: F401
-                                        start_server)
+from tests.serving_helpers import LOOPBACK, REPO_ROOT, push, start_server
 
 DEPLOYMENT = os.path.join(REPO_ROOT, "k8s", "base", "tf-serving", "deployment.yaml")
 MONITORING_CONFIG = os.path.join(REPO_ROOT, "k8s", "base", "tf-serving", "config", "monitoring.config")
@@ -29,7 +28,7 @@ def manifest_container():
 
 
 @pytest.fixture(params=["serving root", "pusher's models.config"])
-def one_model_unpushed(request, tmp_path, exported_models):  # noqa: F811
+def one_model_unpushed(request, tmp_path, exported_models):
     """The serving volume after a first run that blessed VGG16 only."""
     os.makedirs(tmp_path / UNPUSHED)
     push(exported_models[1], str(tmp_path), PUSHED, 1)

@@ -8,15 +8,14 @@ import pytest
 import requests
 
 from components import contract
-from tests.test_serving_support import (LOOPBACK, MODEL, REPO_ROOT, exported_models,  # noqa: F401
-                                        push, read_bytes, sample_images, start_server,
-                                        write_model_config)
+from tests.serving_helpers import (LOOPBACK, MODEL, REPO_ROOT, push, read_bytes, sample_images, start_server,
+                                   write_model_config)
 
 IMAGES = sample_images()
 
 
 @pytest.fixture
-def rest(tmp_path, exported_models):  # noqa: F811
+def rest(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), MODEL, 2)
     config = write_model_config(str(tmp_path / "models.config"), [(MODEL, MODEL, "model_version_policy { all {} }")])

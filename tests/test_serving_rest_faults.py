@@ -9,8 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.test_serving_support import (LOOPBACK, MODEL, exported_models, read_bytes,  # noqa: F401
-                                        sample_images, server)
+from tests.serving_helpers import LOOPBACK, MODEL, read_bytes, sample_images
 
 IMAGES = sample_images()
 PREDICT_PATH = f"/v1/models/{MODEL}:predict"
@@ -65,7 +64,7 @@ def assert_refused(reply, status):
     assert headers.get("connection") == "close"
 
 
-def test_a_negative_content_length_is_refused_at_once(server):  # noqa: F811
+def test_a_negative_content_length_is_refused_at_once(server):
     started = time.monotonic()
     assert_refused(exchange(server.rest_port, post_head("Content-Length: -1\r\n") + b"{}"), 400)
     assert time.monotonic() - started < 5
@@ -77,18 +76,18 @@ def test_a_negative_content_length_is_refused_at_once(server):  # noqa: F811
     "Content-Length: 2\r\nContent-Length: 3\r\n",
     "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
 ])
-def test_a_malformed_content_length_is_400(server, headers):  # noqa: F811
+def test_a_malformed_content_length_is_400(server, headers):
     assert_refused(exchange(server.rest_port, post_head(headers) + b"{}"), 400)
 
 
-def test_json_nested_100000_deep_is_400(server):  # noqa: F811
+def test_json_nested_100000_deep_is_400(server):
     body = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     status, _, reply = exchange(server.rest_port, post_head(f"Content-Length: {len(body)}\r\n") + body)
     assert status == 400, reply
     assert "nested too deeply" in json.loads(reply)["error"]
 
 
-def test_a_chunked_body_is_read_and_judged_like_any_other(server):  # noqa: F811
+def test_a_chunked_body_is_read_and_judged_like_any_other(server):
     body = predict_body(2)
     status, _, reply = exchange(server.rest_port, post_head("Transfer-Encoding: chunked\r\n") + chunked(body))
     assert status == 200, reply
@@ -98,7 +97,7 @@ def test_a_chunked_body_is_read_and_judged_like_any_other(server):  # noqa: F811
     assert_refused(exchange(server.rest_port, post_head("Transfer-Encoding: gzip\r\n") + b"{}"), 501)
 
 
-def test_a_chunked_body_over_the_limit_is_429(server):  # noqa: F811
+def test_a_chunked_body_over_the_limit_is_429(server):
     limit = server.options.max_request_bytes
     size = 1 << 20
     head = post_head("Transfer-Encoding: chunked\r\n")
@@ -114,7 +113,7 @@ def test_a_chunked_body_over_the_limit_is_429(server):  # noqa: F811
         assert_refused(read_response(sock), 429)
 
 
-def test_expect_100_continue_is_answered_before_the_body(server):  # noqa: F811
+def test_expect_100_continue_is_answered_before_the_body(server):
     body = predict_body()
     with socket.create_connection((LOOPBACK, server.rest_port), timeout=10) as sock:
         sock.sendall(post_head(f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n"))
@@ -124,12 +123,12 @@ def test_expect_100_continue_is_answered_before_the_body(server):  # noqa: F811
     assert status == 200, reply
 
 
-def test_an_over_sized_head_is_431(server):  # noqa: F811
+def test_an_over_sized_head_is_431(server):
     huge = "X-Padding: " + "a" * 70_000 + "\r\n"
     assert_refused(exchange(server.rest_port, post_head(huge)), 431)
 
 
-def test_stalled_clients_hold_no_thread_and_do_not_delay_others(server):  # noqa: F811
+def test_stalled_clients_hold_no_thread_and_do_not_delay_others(server):
     threads_before = threading.active_count()
     stalled = []
     try:
@@ -151,7 +150,7 @@ def test_stalled_clients_hold_no_thread_and_do_not_delay_others(server):  # noqa
             sock.close()
 
 
-def test_keep_alive_connections_serve_several_requests(server):  # noqa: F811
+def test_keep_alive_connections_serve_several_requests(server):
     body = predict_body()
     request = post_head(f"Content-Length: {len(body)}\r\n") + body
     with socket.create_connection((LOOPBACK, server.rest_port), timeout=10) as sock:

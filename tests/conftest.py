@@ -1,0 +1,44 @@
+"""Fixtures shared by several test modules (helpers: serving_helpers.py,
+marker_model.py, evidence_models.py, examples_artifacts.py, image_files.py)."""
+import pytest
+
+from components import contract
+from tests.serving_helpers import MODEL, push, sample_images, start_server
+
+
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory):
+    """Two real SavedModels with the contract's signatures, different weights:
+    {seed: export dir}."""
+    from tests.reference_model import TinyClassifier, export_reference_model
+    root = tmp_path_factory.mktemp("exports")
+    return {seed: export_reference_model(str(root / f"seed{seed}"), TinyClassifier(2, seed))
+            for seed in (1, 2)}
+
+
+@pytest.fixture(scope="session")
+def pipeline_export(tmp_path_factory):
+    """What the Trainers export (components.training.export.export_model): the
+    real Transform graph of the project's preprocessing_fn in front of a tiny
+    untrained Keras 3 convnet ending, like the book's, in one sigmoid unit."""
+    import keras
+    import tensorflow_transform as tft
+
+    from components.training.export import export_model
+    from tests import training_support
+    root = tmp_path_factory.mktemp("pipeline_export")
+    transform_dir = training_support.build_transform_graph(sample_images()[0][0], str(root / "transform"))
+    inputs = keras.Input((contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(features))
+    return export_model(model, tft.TFTransformOutput(transform_dir).transform_features_layer(),
+                        training_support.RAW_FEATURE_SPEC, list(contract.CATS_VS_DOGS_CLASSES), str(root / "export"))
+
+
+@pytest.fixture
+def server(tmp_path, exported_models):
+    """This project's server with MODEL version 1 under a polled base path."""
+    push(exported_models[1], str(tmp_path), MODEL, 1)
+    running = start_server(model_base_path=str(tmp_path))
+    yield running
+    running.stop()
