@@ -14,7 +14,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from components import contract
+from components import contract, preprocessing
 from tests.examples_artifacts import SAMPLE_DIR, sample_files
 
 
@@ -78,14 +78,6 @@ def write_marked_images(image_root: str, splits=(contract.TEST_SPLIT,)) -> List[
     return marked
 
 
-def decode_images(image_bytes):
-    def decode(one):
-        image = tf.io.decode_image(one, channels=contract.IMAGE_CHANNELS, expand_animations=False)
-        image = tf.image.resize(image, [contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH])
-        return image / 255.0
-    return tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32)
-
-
 def marker_model():
     """A Keras model whose P(class 1) is the mean grey level of the image's top-left
     corner (the marker write_marked_images paints): fixed weights, no training."""
@@ -111,7 +103,7 @@ class ExportModule(tf.Module):
         self.class_names = tf.constant(list(contract.CATS_VS_DOGS_CLASSES))
 
     def _predict(self, image_bytes):
-        positive = tf.reshape(self.model(decode_images(image_bytes)), [-1])
+        positive = tf.reshape(self.model(preprocessing.decode_images(image_bytes)), [-1])
         if self.invert:
             positive = 1.0 - positive
         class_ids = tf.cast(positive >= 0.5, tf.int64)

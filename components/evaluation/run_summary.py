@@ -46,9 +46,10 @@ def summary_lines(sqlite_path: str) -> List[str]:
             push = pushes[name]
             if _int(push, pushed_model.PUSHED_KEY):
                 lines.append(f"{name}: serving version {_int(push, pushed_model.VERSION_KEY)} from "
-                             f"{_string(push, pushed_model.DESTINATION_KEY)} ({_string(push, 'reason')})")
+                             f"{_string(push, pushed_model.DESTINATION_KEY)} "
+                             f"({_string(push, pushed_model.REASON_KEY)})")
             else:
-                lines.append(f"{name}: NOT pushed: {_string(push, 'reason')}")
+                lines.append(f"{name}: NOT pushed: {_string(push, pushed_model.REASON_KEY)}")
         if name in reports:
             lines.append(f"{name}: evaluation report {_string(reports[name], report.REPORT_PATH_PROPERTY)}")
     return lines

@@ -21,7 +21,7 @@ from components.formats import examples as examples_format
 from components.formats import versions as serving_versions
 from components.formats import warmup as warmup_format
 from components.formats.pushed_model import (ALREADY_SERVING_KEY, DESTINATION_KEY, MODEL_NAME_KEY, PUSHED_KEY,
-                                             VERSION_KEY)
+                                             REASON_KEY, VERSION_KEY)
 from components.pusher import serving_layout, warmup
 
 BLESSED_FILE = "BLESSED"
@@ -59,7 +59,7 @@ def _push(model_dir, blessing_uri, warmup_split_uri, serving_model_dir, model_na
         reason = refusal_reason(blessing_uri)
         logging.warning("Pusher: NOT pushing %s: %s", model_name, reason)
         return {PUSHED_KEY: 0, DESTINATION_KEY: "", VERSION_KEY: 0, ALREADY_SERVING_KEY: 0,
-                "reason": reason}
+                REASON_KEY: reason}
     model_base = os.path.join(serving_model_dir, model_name)
     digest = serving_layout.model_digest(model_dir)
     latest = serving_layout.latest_complete_version(model_base)
@@ -67,7 +67,7 @@ def _push(model_dir, blessing_uri, warmup_split_uri, serving_model_dir, model_na
         reason = f"the same model (sha256 {digest[:12]}) is already serving as version {latest.version}"
         logging.info("Pusher: not pushing a duplicate of %s: %s", model_name, reason)
         return {PUSHED_KEY: 1, DESTINATION_KEY: latest.path, VERSION_KEY: latest.version,
-                ALREADY_SERVING_KEY: 1, "reason": reason}
+                ALREADY_SERVING_KEY: 1, REASON_KEY: reason}
 
     images = [image.image_bytes
               for image in examples_format.read_images(warmup_split_uri, limit=num_warmup_requests)]
@@ -82,7 +82,7 @@ def _push(model_dir, blessing_uri, warmup_split_uri, serving_model_dir, model_na
     logging.info("Pusher: pushed %s as version %d to %s (%d warmup requests)",
                 model_name, version.version, version.path, len(logs))
     return {PUSHED_KEY: 1, DESTINATION_KEY: version.path, VERSION_KEY: version.version,
-            ALREADY_SERVING_KEY: 0, "reason": f"blessed; pushed as version {version.version}"}
+            ALREADY_SERVING_KEY: 0, REASON_KEY: f"blessed; pushed as version {version.version}"}
 
 @component
 def Pusher(
@@ -108,13 +108,13 @@ def Pusher(
         serving_model_dir=serving_model_dir, model_name=model_name,
         num_warmup_requests=num_warmup_requests, strategy=publish_strategy)
     logging.info("Pusher (%s): %s", model_name,
-                 f"serving version {outcome[VERSION_KEY]} at {outcome[DESTINATION_KEY]} ({outcome['reason']})"
-                 if outcome[PUSHED_KEY] else f"NOT pushed: {outcome['reason']}")
+                 f"serving version {outcome[VERSION_KEY]} at {outcome[DESTINATION_KEY]} ({outcome[REASON_KEY]})"
+                 if outcome[PUSHED_KEY] else f"NOT pushed: {outcome[REASON_KEY]}")
     pushed_model.set_int_custom_property(PUSHED_KEY, outcome[PUSHED_KEY])
     pushed_model.set_string_custom_property(DESTINATION_KEY, outcome[DESTINATION_KEY])
     pushed_model.set_int_custom_property(VERSION_KEY, outcome[VERSION_KEY])
     pushed_model.set_int_custom_property(ALREADY_SERVING_KEY, outcome[ALREADY_SERVING_KEY])
-    pushed_model.set_string_custom_property("reason", outcome["reason"])
+    pushed_model.set_string_custom_property(REASON_KEY, outcome[REASON_KEY])
     pushed_model.set_string_custom_property(MODEL_NAME_KEY, model_name)
     tf.io.gfile.makedirs(pushed_model.uri)
     with tf.io.gfile.GFile(os.path.join(pushed_model.uri, "push.json"), "w") as file:
