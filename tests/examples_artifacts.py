@@ -4,7 +4,7 @@ components find them (TFX's artifact_utils.get_split_uri)."""
 import glob
 import json
 import os
-from typing import Sequence
+from typing import List, Sequence
 
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
@@ -23,6 +23,26 @@ def examples_artifact(uri: str, splits: Sequence[str] = (contract.TEST_SPLIT,)) 
 
 def split_uri(examples_uri: str, split: str = contract.TEST_SPLIT) -> str:
     return artifact_utils.get_split_uri([examples_artifact(examples_uri, [split])], split)
+
+
+def run_image_example_gen(data_dir: str, output_dir: str, **limits) -> standard_artifacts.Examples:
+    """ImageExampleGen's executor on an image folder, on the local Beam runner."""
+    from components.image_example_gen.folder_run import ingest_folder
+    from pipeline.configs import LOCAL_BEAM_ARGS
+    return ingest_folder(data_dir, output_dir, LOCAL_BEAM_ARGS, **limits)
+
+
+def read_split(examples: standard_artifacts.Examples, split: str) -> List[tf.train.Example]:
+    """Every tf.Example of a split of an Examples artifact, in file order."""
+    files = sorted(glob.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*.gz")))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return [tf.train.Example.FromString(record.numpy()) for record in records]
+
+
+def feature(example: tf.train.Example, key: str) -> list:
+    """The values of one feature (bytes or int64) of a tf.Example."""
+    value = example.features.feature[key]
+    return list(value.bytes_list.value or value.int64_list.value)
 
 
 def sample_files(split: str, image_root: str = SAMPLE_DIR):

@@ -1,42 +1,24 @@
 """ImageExampleGen on real JPEGs and on broken files the tests write."""
-import glob
 import json
 import os
 
 import pytest
-import tensorflow as tf
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import standard_component_specs
 
 from components import contract
 from components.image_example_gen import executor as executor_lib
 from components.image_example_gen.component import ImageExampleGen, input_config_for
-from components.image_example_gen.folder_run import ingest_folder
 from components.image_example_gen.image_checks import ImageLimits, rejection_reason
 from components.image_example_gen.layout import DataLayoutError, scan_layout
-from pipeline.configs import LOCAL_BEAM_ARGS
 from tests import image_files
-
-
-def run_executor(data_dir, output_dir, **limits):
-    return ingest_folder(data_dir, output_dir, LOCAL_BEAM_ARGS, **limits)
-
-
-def read_split(examples, split):
-    files = glob.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*.gz"))
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return [tf.train.Example.FromString(record.numpy()) for record in records]
-
-
-def feature(example, key):
-    value = example.features.feature[key]
-    return list(value.bytes_list.value or value.int64_list.value)
+from tests.examples_artifacts import feature, read_split, run_image_example_gen
 
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("clean")
     counts = image_files.copy_sample(str(root / "data"), per_class=5)
-    return counts, run_executor(str(root / "data"), str(root / "out"))
+    return counts, run_image_example_gen(str(root / "data"), str(root / "out"))
 
 
 def test_writes_every_image_with_contract_features(clean_run):
@@ -80,7 +62,7 @@ def test_broken_files_are_rejected_with_reasons_and_accounted_for(tmp_path):
         image_files.write(str(data / relative), content)
     image_files.write(str(data / "train/cats/notes.txt"), b"labelling notes")
 
-    examples = run_executor(str(data), str(tmp_path / "out"), max_rejected_fraction=0.1, max_image_pixels=1_000_000)
+    examples = run_image_example_gen(str(data), str(tmp_path / "out"), max_rejected_fraction=0.1, max_image_pixels=1_000_000)
 
     with open(os.path.join(examples.uri, executor_lib.REPORT_FILE)) as file:
         report = json.load(file)
@@ -101,7 +83,7 @@ def test_too_many_rejections_fail_the_run_naming_the_files(tmp_path):
     image_files.copy_sample(str(data), per_class=5)
     image_files.write(str(data / "train/dogs/zero.jpg"), b"")
     with pytest.raises(executor_lib.IngestionError, match=r"1 of 31 image files rejected.*zero\.jpg: empty file"):
-        run_executor(str(data), str(tmp_path / "out"), max_rejected_fraction=0.01)
+        run_image_example_gen(str(data), str(tmp_path / "out"), max_rejected_fraction=0.01)
     # TFX deletes a failed execution's outputs: the full list goes beside them
     failed = executor_lib.failed_report_dir(str(tmp_path / "out" / "examples"))
     with open(os.path.join(failed, executor_lib.REJECTED_FILE)) as file:

@@ -22,7 +22,7 @@ from components.image_example_gen.layout import DataLayoutError, scan_layout
 from components.preprocessing import decode_image
 from pipeline import cli
 from tests import image_files
-from tests.test_image_example_gen import feature, read_split, run_executor
+from tests.examples_artifacts import feature, read_split, run_image_example_gen
 
 NOT_UTF8_NAME = b"caf\xe9.jpg"  # Latin-1 bytes, as an old camera or Windows share writes them
 TAB_NAME, NEWLINE_NAME, QUOTE_NAME, CR_NAME = "tab\there.jpg", "two\nlines.jpg", 'say "cheese".jpg', "cr\rname.jpg"
@@ -66,7 +66,7 @@ def odd_run(tmp_path_factory):
     data = str(root / "data")
     counts = image_files.copy_sample(data, per_class=3)
     expected = write_odd_files(data, str(root))
-    examples = run_executor(data, str(root / "out"), max_rejected_fraction=0.5)
+    examples = run_image_example_gen(data, str(root / "out"), max_rejected_fraction=0.5)
     with open(os.path.join(examples.uri, executor_lib.REPORT_FILE)) as file:
         report = json.load(file)
     return {"data": data, "counts": counts, "expected": expected, "examples": examples, "report": report}

@@ -78,3 +78,10 @@ def test_the_package_built_as_the_image_builds_it_holds_its_data_files(tmp_path)
     expected = {f"{templates}/{name}" for name in os.listdir(os.path.join(REPO, templates))}
     expected |= {f"serving/configs/{name}" for name in os.listdir(os.path.join(REPO, "serving", "configs"))}
     assert expected <= installed, expected - installed
+
+
+def test_the_image_builds_check_loads_every_template():
+    from components import html_pages
+    templates = os.listdir(os.path.join(REPO, "components", "html_pages", "templates"))
+    assert sorted(html_pages.load_all()) == sorted(templates)
+    assert "html_pages.load_all()" in " ".join(i for i in _instructions() if i.startswith("RUN "))
