@@ -2,8 +2,10 @@
 format on the REST port when a monitoring config enables it (TF Serving's
 --monitoring_config_file), under TF Serving's metric names.
 
-Hand-written, not prometheus_client: that package is in neither the project's
-pinned set (requirements.lock) nor the TFX base image the pipeline runs in."""
+Hand-written, not prometheus_client: its text exposition appends `_total` to
+every counter, and dashboards built for TF Serving read
+`:tensorflow:serving:request_count` as TF Serving names it (the package is also
+in neither requirements.lock nor the TFX base image)."""
 import bisect
 import collections
 import contextlib
