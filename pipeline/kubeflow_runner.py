@@ -211,6 +211,10 @@ def create_kubeflow_pipeline(kubeflow: KubeflowConfig) -> tfx.dsl.Pipeline:
     return pipeline
 
 
+TFX_EXAMPLE_GEN_DRIVER = "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+IMAGE_EXAMPLE_GEN_DRIVER = "components.image_example_gen.kfp_driver"
+
+
 def deployment_config(pipeline_spec: pipeline_spec_pb2.PipelineSpec
                       ) -> pipeline_spec_pb2.PipelineDeploymentConfig:
     """The executors of a PipelineSpec (stored there as a Struct) as their proto."""
@@ -228,18 +232,24 @@ def executor_labels(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> Dict[str, 
     return labels
 
 
-def fill_missing_resources(pipeline: tfx.dsl.Pipeline,
-                           pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> None:
-    """TFX's compiler drops platform_config for FileBasedExampleGen (it builds that
-    executor separately, with a driver hook); copy it in so ingestion gets its requests."""
+def complete_example_gen_executor(pipeline: tfx.dsl.Pipeline,
+                                  pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> None:
+    """TFX's compiler builds FileBasedExampleGen's executor separately, with a
+    driver hook: it drops the component's platform_config (copied in, so ingestion
+    gets its requests) and hooks TFX's generic driver, whose fingerprinting fails
+    on files ImageExampleGen reports (the hook runs ImageExampleGen's own)."""
     deployment = deployment_config(pipeline_spec)
     labels = executor_labels(pipeline_spec)
     for component in pipeline.components:
         executor = deployment.executors.get(labels.get(component.id, ""))
+        if executor is None or executor.WhichOneof("spec") != "container":
+            continue
         platform_config = getattr(component, "platform_config", None)
-        if (executor is not None and executor.WhichOneof("spec") == "container"
-                and platform_config is not None and not executor.container.HasField("resources")):
+        if platform_config is not None and not executor.container.HasField("resources"):
             executor.container.resources.CopyFrom(platform_config)
+        driver_command = executor.container.lifecycle.pre_cache_check.command
+        if list(driver_command) == ["python", "-m", TFX_EXAMPLE_GEN_DRIVER]:
+            driver_command[-1] = IMAGE_EXAMPLE_GEN_DRIVER
     pipeline_spec.deployment_spec.Clear()
     pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
 
@@ -316,7 +326,7 @@ def compile_pipeline(kubeflow: KubeflowConfig, output_path: str) -> CompiledPipe
         pipeline, write_out=False)
     pipeline_spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     attach_parameter_defaults(pipeline, pipeline_spec)
-    fill_missing_resources(pipeline, pipeline_spec)
+    complete_example_gen_executor(pipeline, pipeline_spec)
     platform_spec = kubeflow_platform.build_platform_spec(
         pod_placements(pipeline, pipeline_spec, kubeflow))
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)

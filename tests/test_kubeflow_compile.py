@@ -294,3 +294,17 @@ def test_compile_quick_makes_the_run_local_quick_budgets_the_defaults(tmp_path):
         assert {k: hparams[k] for k in model.quick_hparams} == model.quick_hparams
     # The cluster's own overrides stay: pods have no internet.
     assert json.loads(defaults["vgg16_hparams"])["weights"] == "offline"
+
+
+def test_image_example_gen_driver_hook_runs_the_components_own_driver(default_compiled):
+    """TFX's generic KFP driver fingerprints with tf.io.gfile and fails on a broken
+    link or a non-UTF-8 name; the hook runs ImageExampleGen's (tests/test_ingestion_kfp_driver.py)."""
+    import importlib
+
+    _, _, compiled = default_compiled
+    label = kubeflow_runner.executor_labels(compiled.pipeline_spec)["ImageExampleGen"]
+    executor = kubeflow_runner.deployment_config(compiled.pipeline_spec).executors[label]
+    command = list(executor.container.lifecycle.pre_cache_check.command)
+    assert command == ["python", "-m", kubeflow_runner.IMAGE_EXAMPLE_GEN_DRIVER]
+    assert callable(importlib.import_module(command[-1]).main)
+    assert executor.container.resources.resource_cpu_request  # requests copied in as well
