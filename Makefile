@@ -16,6 +16,7 @@ run: env
 	$(VENV)/bin/catsdogs run-local --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR) --quick --serve-and-predict
 
 test: env
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 # The compiled KFP pipeline executed task by task in containers of the project's

@@ -35,6 +35,7 @@ SHOWN_METRICS = ("example_count", "binary_accuracy", "auc", "precision", "recall
 
 def run_gate(work_dir: str, model_dir: str, examples_dir: str, served_name: str, thresholds) -> dict:
     from tfx import v1 as tfx
+
     from tests import marker_model as support
 
     started = time.time()

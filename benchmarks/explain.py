@@ -85,6 +85,7 @@ def gallery_figures(model_file: str, examples) -> dict:
 
 def save_models(folder: str, with_vgg16: bool) -> dict:
     import keras
+
     from components.training.models import Vgg16Parts, build_scratch_model
     keras.utils.set_random_seed(0)
     files = {"scratch": os.path.join(folder, "scratch.keras")}

@@ -47,6 +47,7 @@ def export_scratch_model(export_dir: str) -> str:
     """The untrained scratch convnet exported as the Trainer exports it, with
     Transform's decode (components.preprocessing) in place of the Transform graph."""
     import tensorflow as tf
+
     from components import contract, preprocessing
     from components.training.export import export_model
     from components.training.models import build_scratch_model

@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from components import contract
 from components.training import common, precision
-from components.training.models import Vgg16Parts, build_scratch_model
 from components.training.hparams import PRECISION_FLOAT32, WEIGHTS_OFFLINE
+from components.training.models import Vgg16Parts, build_scratch_model
 
 DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 PRECISIONS = (PRECISION_FLOAT32, precision.MIXED_BFLOAT16)

@@ -75,6 +75,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 def run_pipeline(config: PipelineConfig) -> None:
     from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+
     from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
 
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)

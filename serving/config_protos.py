@@ -10,8 +10,7 @@ with protobuf's own text_format, unchanged:
 - MonitoringConfig, PrometheusConfig: tensorflow_serving/config/monitoring_config.proto
 - SSLConfig: tensorflow_serving/config/ssl_config.proto
 """
-from google.protobuf import descriptor_pb2, descriptor_pool, text_format, wrappers_pb2
-from google.protobuf import message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 
 _FIELD = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "tensorflow.serving"

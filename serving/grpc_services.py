@@ -5,8 +5,13 @@ import logging
 
 import grpc
 from tensorflow.core.protobuf import error_codes_pb2
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_management_pb2,
-                                     model_service_pb2_grpc, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2_grpc,
+)
 
 from serving.errors import ServingError, invalid_argument
 from serving.metrics import Metrics

@@ -139,7 +139,8 @@ class _Model:
 class ModelManager:
     """Loads, serves and unloads model versions; thread-safe."""
 
-    def __init__(self, options: ManagerOptions, model_config: Optional[model_server_config_pb2.ModelServerConfig] = None,
+    def __init__(self, options: ManagerOptions,
+                 model_config: Optional[model_server_config_pb2.ModelServerConfig] = None,
                  model_base_path: Optional[str] = None):
         if model_config is None and model_base_path is None:
             raise ValueError("give a model base path or a model config")

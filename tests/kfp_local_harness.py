@@ -13,8 +13,7 @@ import time
 from typing import Dict, Iterator, List, Tuple
 
 from google.protobuf import json_format
-from kfp.local import (docker_task_handler, executor_input_utils, executor_output_utils,
-                       pipeline_orchestrator)
+from kfp.local import docker_task_handler, executor_input_utils, executor_output_utils, pipeline_orchestrator
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline import kubeflow_package

@@ -17,7 +17,6 @@ import tensorflow as tf
 from components import contract, preprocessing
 from tests.examples_artifacts import SAMPLE_DIR, sample_files
 
-
 # The marker covers this share of each photo's width and height; the model reads
 # a smaller corner of the resized image, so resizing never mixes in the photo.
 MARKER_SHARE = 0.25
@@ -149,8 +148,9 @@ def gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_dir: str
     the same wiring pipeline/pipeline.py puts after each Trainer."""
     from tfx import v1 as tfx
     from tfx.types import standard_artifacts
-    from pipeline.pipeline import create_model_gate
+
     from pipeline.configs import LOCAL_BEAM_ARGS
+    from pipeline.pipeline import create_model_gate
 
     examples = tfx.dsl.Importer(
         source_uri=examples_dir, artifact_type=standard_artifacts.Examples,

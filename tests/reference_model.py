@@ -21,8 +21,13 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from components import contract
 from components.preprocessing import decode_images
-from serving.servable import (CLASSIFY_INPUTS, CLASSIFY_METHOD, CLASSIFY_OUTPUT_CLASSES,
-                              CLASSIFY_OUTPUT_SCORES, SAVED_MODEL_FILE)
+from serving.servable import (
+    CLASSIFY_INPUTS,
+    CLASSIFY_METHOD,
+    CLASSIFY_OUTPUT_CLASSES,
+    CLASSIFY_OUTPUT_SCORES,
+    SAVED_MODEL_FILE,
+)
 
 CLASSIFY_SIGNATURE = "classify"
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.preprocessing import decode_images
 from components.training import data
 from components.training.augmentation import augment_images
 from components.training.hparams import LISTING_5_14, AugmentationParams
 from tests.test_preprocessing import sample_bytes
-from components.preprocessing import decode_images
 
 NO_AUGMENTATION = AugmentationParams(0.0, 0.0, 0.0, 0.0, 0.0, horizontal_flip=False)
 

@@ -82,6 +82,7 @@ def test_decision_names_each_failed_threshold_and_the_shortfall():
 
 def test_create_pipeline_gates_each_trainer_with_its_own_thresholds(tmp_path):
     import dataclasses
+
     from pipeline.configs import PipelineConfig
     from pipeline.pipeline import component_by_id, create_pipeline
 

@@ -10,8 +10,13 @@ import pytest
 
 from components import contract
 from components.explain import activations, filters, gradcam, images, render
-from components.explain.errors import (ClassIndexError, ImageDecodeError, ModelNotFoundError,
-                                       NotAConvnetError, UnknownLayerError)
+from components.explain.errors import (
+    ClassIndexError,
+    ImageDecodeError,
+    ModelNotFoundError,
+    NotAConvnetError,
+    UnknownLayerError,
+)
 from components.explain.model_graph import ModelGraph, first_conv_of_each_block
 from components.explain.model_loading import load_keras_model, resolve_keras_model_file
 from components.training.models import Vgg16Parts, build_scratch_model

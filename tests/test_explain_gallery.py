@@ -13,9 +13,9 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from components import contract
 from components.explain import gallery
-from components.formats import examples as examples_format
 from components.explain.component import ExplainGallery
 from components.explain.model_graph import ModelGraph
+from components.formats import examples as examples_format
 from components.training.models import build_scratch_model
 from pipeline.configs import LOCAL_BEAM_ARGS
 from tests.examples_artifacts import split_uri

@@ -62,7 +62,8 @@ def test_broken_files_are_rejected_with_reasons_and_accounted_for(tmp_path):
         image_files.write(str(data / relative), content)
     image_files.write(str(data / "train/cats/notes.txt"), b"labelling notes")
 
-    examples = run_image_example_gen(str(data), str(tmp_path / "out"), max_rejected_fraction=0.1, max_image_pixels=1_000_000)
+    examples = run_image_example_gen(str(data), str(tmp_path / "out"), max_rejected_fraction=0.1,
+                                     max_image_pixels=1_000_000)
 
     with open(os.path.join(examples.uri, executor_lib.REPORT_FILE)) as file:
         report = json.load(file)
@@ -72,7 +73,8 @@ def test_broken_files_are_rejected_with_reasons_and_accounted_for(tmp_path):
         assert reasons[relative].startswith(expected_reason), reasons[relative]
     assert [os.path.relpath(s["path"], data) for s in report["splits"]["train"]["skipped"]] == ["train/cats/notes.txt"]
     for split, numbers in report["splits"].items():
-        assert numbers["files_seen"] == numbers["examples_written"] + numbers["files_rejected"] + numbers["files_skipped"]
+        assert numbers["files_seen"] == (numbers["examples_written"] + numbers["files_rejected"]
+                                         + numbers["files_skipped"])
         assert numbers["examples_written"] == len(read_split(examples, split)) == 40
     with open(os.path.join(examples.uri, executor_lib.REJECTED_FILE)) as file:
         assert len(file.read().strip().splitlines()) == 1 + len(broken)

@@ -52,7 +52,8 @@ def test_each_model_is_pushed_and_served_or_refused_with_a_reason(quick_run):
         if versions:
             loaded = tf.saved_model.load(os.path.join(model_dir, versions[-1]))
             assert contract.SERVING_SIGNATURE in loaded.signatures
-            served = re.search(rf"{name} version {versions[-1]}: accuracy ([0-9.]+) \((\d+)/40 test images, via gRPC\)", log)
+            served = re.search(
+                rf"{name} version {versions[-1]}: accuracy ([0-9.]+) \((\d+)/40 test images, via gRPC\)", log)
             assert served, f"{name} was pushed but not served in the run's last step"
         else:
             assert re.search(rf"NOT pushing {name}: .*(below|worse)", log), f"{name}: no push and no reason"

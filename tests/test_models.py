@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 
 from components.training import precision, vgg16_weights
-from components.training.hparams import (BOOK_PRESET, BOOK_SCRATCH, DEFAULT_PRESET, LISTING_5_14, LISTING_5_21,
-                                         PRESETS, MnistHParams, ScratchHParams, Vgg16HParams,
-                                         WEIGHTS_NONE, WEIGHTS_OFFLINE)
+from components.training.hparams import (
+    BOOK_PRESET,
+    BOOK_SCRATCH,
+    DEFAULT_PRESET,
+    LISTING_5_14,
+    LISTING_5_21,
+    PRESETS,
+    WEIGHTS_NONE,
+    WEIGHTS_OFFLINE,
+    MnistHParams,
+    ScratchHParams,
+    Vgg16HParams,
+)
 from components.training.models import Vgg16Parts, build_mnist_model, build_scratch_model
 
 

@@ -16,9 +16,8 @@ from components.evaluation import eval_config, report_page, tfma_results
 from components.evaluation.thresholds import BlessingThresholds
 from components.image_shape import BOOK_IMAGE_SHAPE, MNIST_IMAGE_SHAPE, ImageShape
 from components.training import common, mnist, scratch
-from components.training.hparams import MnistHParams, WEIGHTS_NONE
-from components.training.models import (Vgg16Parts, build_mnist_model, build_scratch_model,
-                                        classifier_output)
+from components.training.hparams import WEIGHTS_NONE, MnistHParams
+from components.training.models import Vgg16Parts, build_mnist_model, build_scratch_model, classifier_output
 from pipeline import model_registry
 from pipeline.configs import ModelSettings, PipelineConfig
 from pipeline.prepare_data import digits_split
@@ -283,6 +282,7 @@ def test_multiclass_eval_config_for_ten_classes():
 def test_evaluator_switches_the_config_to_the_data_class_count(tmp_path):
     from google.protobuf import json_format
     from tfx.types import standard_artifacts
+
     from components.evaluation.evaluator import eval_config_for_data
 
     examples = standard_artifacts.Examples()
@@ -303,10 +303,10 @@ def test_evaluator_switches_the_config_to_the_data_class_count(tmp_path):
 
 def test_gradcam_and_gallery_on_the_softmax_model(toy, mnist_run):
     from components.explain import gallery
-    from components.formats.examples import LabelledImage
     from components.explain.gradcam import GradCam
     from components.explain.model_graph import ModelGraph
     from components.explain.model_loading import load_keras_model
+    from components.formats.examples import LabelledImage
 
     graph = ModelGraph(load_keras_model(mnist_run.serving_model_dir))
     assert graph.input_shape == (28, 28, 1) and graph.last_conv_layer == "conv2d_3"

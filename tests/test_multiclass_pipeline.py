@@ -12,8 +12,8 @@ from components import contract
 from components.evaluation import eval_config, tfma_results
 from pipeline.prepare_data import digits_split
 from serving.client import ClientOptions, PredictionClient
-from serving.server import ModelServer, ServerOptions
 from serving.served_accuracy import LOOPBACK, labelled_images
+from serving.server import ModelServer, ServerOptions
 
 VENV_BIN = os.path.dirname(sys.executable)
 DIGITS = [str(d) for d in range(10)]

@@ -66,7 +66,8 @@ def test_digits_become_28x28_png_class_folders_with_a_fixed_split(tmp_path):
     cli.main(["prepare-data", "--digits", "--out", str(again)])
     names = sorted(os.listdir(out / "test" / "7"))
     assert sorted(os.listdir(again / "test" / "7")) == names
-    assert [(again / "test" / "7" / n).read_bytes() for n in names] == [(out / "test" / "7" / n).read_bytes() for n in names]
+    assert ([(again / "test" / "7" / n).read_bytes() for n in names]
+            == [(out / "test" / "7" / n).read_bytes() for n in names])
 
 
 def write_idx(path, array):
@@ -79,6 +80,7 @@ def write_idx(path, array):
 
 def test_mnist_idx_files_convert_with_a_validation_carve_out(tmp_path):
     import numpy as np
+
     from pipeline.prepare_data import mnist_idx_split
     rng = np.random.default_rng(0)
     idx = tmp_path / "mnist"

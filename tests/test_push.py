@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from components import contract
 from components.evaluation import baseline, decision
-from components.formats.examples import read_images
 from components.formats import warmup as warmup_format
+from components.formats.examples import read_images
 from components.pusher import serving_layout, warmup
 from components.pusher.component import push_blessed_model
 from tests import examples_artifacts

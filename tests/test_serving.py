@@ -16,8 +16,18 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2
 
 from components import contract
 from serving.client import ClientOptions, PredictionClient
-from tests.serving_helpers import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, free_port, push, read_bytes,
-                                   sample_images, start_server, write_model_config)
+from tests.serving_helpers import (
+    LOOPBACK,
+    MODEL,
+    OTHER_MODEL,
+    REPO_ROOT,
+    free_port,
+    push,
+    read_bytes,
+    sample_images,
+    start_server,
+    write_model_config,
+)
 
 TF_MODEL_SERVER = "tensorflow_model_server"
 IMAGES = sample_images()

@@ -15,8 +15,17 @@ import tensorflow as tf
 from components import contract
 from pipeline import cli
 from serving.client import ClientOptions, PredictionClient
-from tests.serving_helpers import (LOOPBACK, MODEL, OTHER_MODEL, REPO_ROOT, SAMPLE_DIR, push, read_bytes,
-                                   sample_images, start_server)
+from tests.serving_helpers import (
+    LOOPBACK,
+    MODEL,
+    OTHER_MODEL,
+    REPO_ROOT,
+    SAMPLE_DIR,
+    push,
+    read_bytes,
+    sample_images,
+    start_server,
+)
 
 IMAGES = sample_images()
 

@@ -8,8 +8,16 @@ import pytest
 import requests
 
 from components import contract
-from tests.serving_helpers import (LOOPBACK, MODEL, REPO_ROOT, push, read_bytes, sample_images, start_server,
-                                   write_model_config)
+from tests.serving_helpers import (
+    LOOPBACK,
+    MODEL,
+    REPO_ROOT,
+    push,
+    read_bytes,
+    sample_images,
+    start_server,
+    write_model_config,
+)
 
 IMAGES = sample_images()
 
@@ -65,7 +73,7 @@ def test_status_and_metadata(rest):
 
 
 @pytest.mark.parametrize("path, body, status", [
-    (f"/v1/models/no_such_model:predict", {"instances": []}, 404),
+    ("/v1/models/no_such_model:predict", {"instances": []}, 404),
     (f"/v1/models/{MODEL}/versions/9:predict", {"instances": []}, 404),
     (f"/v1/models/{MODEL}:predict", {"instances": [{"b64": "%%% not base64"}]}, 400),
     (f"/v1/models/{MODEL}:predict", {"instances": [{"b64": base64.b64encode(b"no image").decode()}]}, 400),

@@ -9,8 +9,8 @@ from typing import Dict, List, Optional
 
 import apache_beam as beam
 import tensorflow as tf
-import tensorflow_transform.beam as tft_beam
 import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 from tfx.components.trainer.fn_args_utils import FnArgs
 

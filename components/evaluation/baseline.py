@@ -15,11 +15,11 @@ records exactly what the candidate was compared with.
 """
 import dataclasses
 import json
-from absl import logging
 import os
 from typing import Optional
 
 import tensorflow as tf
+from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2
 from tfx import types
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter

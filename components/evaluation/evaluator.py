@@ -10,9 +10,8 @@ The EvalConfig is chosen for the data's class count (class_names.json of the
 Examples): a binary config given for data of more than two classes (or the
 other way round) is replaced by the right kind, thresholds kept.
 """
-from absl import logging
-
 import tensorflow_model_analysis as tfma
+from absl import logging
 from google.protobuf import json_format
 from tensorflow_model_analysis.proto import config_pb2
 from tfx.components.evaluator import component as evaluator_component

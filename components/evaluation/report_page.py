@@ -11,8 +11,12 @@ import tensorflow_model_analysis as tfma
 from components import contract, html_pages
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
-from components.evaluation.eval_config import ACCURACY_METRIC, DECISION_THRESHOLD, MULTICLASS_ACCURACY_METRIC, \
-    TOP_K_ACCURACY_METRIC
+from components.evaluation.eval_config import (
+    ACCURACY_METRIC,
+    DECISION_THRESHOLD,
+    MULTICLASS_ACCURACY_METRIC,
+    TOP_K_ACCURACY_METRIC,
+)
 from components.evaluation.served_scores import ScoredImage
 from components.evaluation.tfma_results import SliceMetrics, binary_confusion_matrix
 from components.html_pages import pictures

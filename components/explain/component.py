@@ -14,12 +14,11 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
 from components import contract
-from components.html_artifact import HtmlPage
 from components.explain import gallery
-from components.formats import examples as examples_format
 from components.explain.model_graph import ModelGraph
 from components.explain.model_loading import load_keras_model
-
+from components.formats import examples as examples_format
+from components.html_artifact import HtmlPage
 
 GALLERY_DEFAULTS = gallery.GalleryConfig()
 

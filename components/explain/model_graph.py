@@ -58,13 +58,13 @@ class ModelGraph:
         self._chain = _unroll(model)
         self._is_chain = self._chain_reproduces_model(check)
         layers = self._chain if self._is_chain else [
-            l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-        self.conv_layers = [l.name for l in layers if isinstance(l, CONV_LAYER_TYPES)]
-        self.feature_layers = [l.name for l in layers
-                               if isinstance(l, CONV_LAYER_TYPES + POOL_LAYER_TYPES)]
-        self._layers: Dict[str, keras.layers.Layer] = {l.name: l for l in layers}
+            layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        self.conv_layers = [layer.name for layer in layers if isinstance(layer, CONV_LAYER_TYPES)]
+        self.feature_layers = [layer.name for layer in layers
+                               if isinstance(layer, CONV_LAYER_TYPES + POOL_LAYER_TYPES)]
+        self._layers: Dict[str, keras.layers.Layer] = {layer.name: layer for layer in layers}
         if not self.conv_layers:
-            names = ", ".join(l.name for l in layers) or "none"
+            names = ", ".join(layer.name for layer in layers) or "none"
             raise NotAConvnetError(
                 f"model '{model.name}' has no 2-D convolution layers (its layers: {names}); "
                 "activations, filter patterns and Grad-CAM need a convnet")

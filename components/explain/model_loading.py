@@ -15,8 +15,8 @@ import tensorflow as tf
 from tfx.utils import path_utils
 
 from components import contract
-from components.formats import versions as version_folders
 from components.explain.errors import ModelNotFoundError
+from components.formats import versions as version_folders
 
 KERAS_SUFFIX = ".keras"
 

@@ -48,8 +48,8 @@ def check_image(data: bytes, limits: ImageLimits) -> ImageCheck:
     """Checks one file's bytes; never raises for bad content (the reason says what is wrong)."""
     # PIL reads only the header here, so the format and the size are checked
     # before anything is decoded (a 50-megapixel bomb is refused unopened).
-    from PIL import Image, UnidentifiedImageError  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from PIL import Image, UnidentifiedImageError  # pylint: disable=import-outside-toplevel
 
     if not data:
         return ImageCheck("empty file (0 bytes)")

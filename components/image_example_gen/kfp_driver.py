@@ -15,6 +15,7 @@ from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver as tfx_k
 
 from components.image_example_gen.driver import ImageFolderInputProcessor
 
+
 def main(args) -> None:
     # TFX's _run_driver builds `input_processor.FileBasedInputProcessor(...)` by that
     # module-level name; rebinding the name in TFX's driver module (not in TFX's

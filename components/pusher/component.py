@@ -5,11 +5,11 @@ Replaces TFX's stock Pusher, whose versions are Unix seconds (two pushes in one
 second collide) and whose copy can expose saved_model.pb before the variables.
 """
 import json
-from absl import logging
 import os
 import time
 
 import tensorflow as tf
+from absl import logging
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
@@ -20,8 +20,14 @@ from components.evaluation import decision as blessing_decision
 from components.formats import examples as examples_format
 from components.formats import versions as serving_versions
 from components.formats import warmup as warmup_format
-from components.formats.pushed_model import (ALREADY_SERVING_KEY, DESTINATION_KEY, MODEL_NAME_KEY, PUSHED_KEY,
-                                             REASON_KEY, VERSION_KEY)
+from components.formats.pushed_model import (
+    ALREADY_SERVING_KEY,
+    DESTINATION_KEY,
+    MODEL_NAME_KEY,
+    PUSHED_KEY,
+    REASON_KEY,
+    VERSION_KEY,
+)
 from components.pusher import serving_layout, warmup
 
 BLESSED_FILE = "BLESSED"

@@ -9,17 +9,22 @@ nothing has been written into them for a while.
 """
 import errno
 import hashlib
-from absl import logging
 import os
 import time
 import uuid
 from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
+from absl import logging
 
 from components.formats import warmup as warmup_format
-from components.formats.versions import (ASSETS_EXTRA_DIR, SAVED_MODEL_FILE, VersionDir,
-                                         latest_complete_version, list_versions)
+from components.formats.versions import (
+    ASSETS_EXTRA_DIR,
+    SAVED_MODEL_FILE,
+    VersionDir,
+    latest_complete_version,
+    list_versions,
+)
 
 WARMUP_FILE = warmup_format.WARMUP_FILE
 STAGING_PREFIX = ".staging-"
