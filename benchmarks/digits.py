@@ -34,9 +34,8 @@ from components import contract
 from components.image_shape import MNIST_IMAGE_SHAPE
 from components.training import mnist
 from components.training.hparams import MnistHParams
-from pipeline import model_registry
+from pipeline import model_registry, trainer_inputs
 from pipeline.prepare_data import digits_split, mnist_idx_split
-from tests import training_support
 
 BUDGETS = {"book (listing 5.3)": {}, "20 epochs": {"epochs": 20}}
 RESULTS_FILE = os.path.join("benchmarks", "RESULTS-digits.md")
@@ -63,19 +62,19 @@ class Dataset:
 
     def __init__(self, name: str, image_dir: str, work_dir: str):
         self.name, self.image_dir, self.work_dir = name, image_dir, work_dir
-        self.examples = training_support.write_examples(image_dir, os.path.join(work_dir, "examples"))
-        first = next(iter(training_support.image_files(image_dir, contract.TRAIN_SPLIT, 1).values()))[0]
-        self.transform = training_support.build_transform_graph(
+        self.examples = trainer_inputs.write_examples(image_dir, os.path.join(work_dir, "examples"))
+        first = next(iter(trainer_inputs.image_files(image_dir, contract.TRAIN_SPLIT, 1).values()))[0]
+        self.transform = trainer_inputs.build_transform_graph(
             first, os.path.join(work_dir, "transform"), MNIST_IMAGE_SHAPE.as_custom_config())
-        self.train_images = sum(len(v) for v in training_support.image_files(image_dir, contract.TRAIN_SPLIT).values())
-        self.test_images = sum(len(v) for v in training_support.image_files(image_dir, contract.TEST_SPLIT).values())
+        self.train_images = sum(len(v) for v in trainer_inputs.image_files(image_dir, contract.TRAIN_SPLIT).values())
+        self.test_images = sum(len(v) for v in trainer_inputs.image_files(image_dir, contract.TEST_SPLIT).values())
 
 
 def train_once(dataset: Dataset, budget: str, config: Dict, seed: int) -> Dict:
     config = dict(config, seed=seed)
     hp = MnistHParams.from_custom_config(config)
     out = os.path.join(dataset.work_dir, f"trainer_{len(os.listdir(dataset.work_dir))}")
-    fn_args = training_support.fn_args(dataset.examples, dataset.transform, out, config)
+    fn_args = trainer_inputs.fn_args(dataset.examples, dataset.transform, out, config)
     started = time.time()
     mnist.run_fn(fn_args)
     seconds = time.time() - started

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from components import contract
-from components.evaluation import decision, report
+from components.evaluation import decision, report, tfma_results
 from pipeline import model_registry
 
 MODELS = {key: model_registry.get(key).served_name for key in model_registry.DEFAULT_MODELS}
@@ -36,10 +36,10 @@ SHOWN_METRICS = ("example_count", "binary_accuracy", "auc", "precision", "recall
 def run_gate(work_dir: str, model_dir: str, examples_dir: str, served_name: str, thresholds) -> dict:
     from tfx import v1 as tfx
 
-    from tests import marker_model as support
+    from pipeline.pipeline import create_gate_pipeline
 
     started = time.time()
-    tfx.orchestration.LocalDagRunner().run(support.gate_pipeline(
+    tfx.orchestration.LocalDagRunner().run(create_gate_pipeline(
         work_dir, model_dir, examples_dir, os.path.join(work_dir, "serving"), served_name, thresholds))
     seconds = time.time() - started
     node = os.path.join(work_dir, "pipeline_root", "{}_test", "{}")
@@ -50,7 +50,7 @@ def run_gate(work_dir: str, model_dir: str, examples_dir: str, served_name: str,
     evaluation = latest(node.format("Evaluator", "evaluation"))
     with open(os.path.join(latest(node.format("Pusher", "pushed_model")), "push.json")) as file:
         pushed = json.load(file)
-    overall = report.load_tfma_metrics(evaluation, list(contract.CATS_VS_DOGS_CLASSES))["overall"]
+    overall = tfma_results.load_tfma_metrics(evaluation, list(contract.CATS_VS_DOGS_CLASSES))["overall"]
     verdict = decision.read_decision(latest(node.format("Evaluator", "blessing")))
     page = os.path.join(latest(node.format("EvaluationReport", "report")), report.REPORT_FILE)
     with open(page) as file:

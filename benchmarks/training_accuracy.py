@@ -23,8 +23,7 @@ from absl import logging
 
 from components import contract
 from components.training.hparams import PRESETS
-from pipeline import model_registry
-from tests import training_support
+from pipeline import model_registry, trainer_inputs
 
 RUN_FNS = {key: model_registry.get(key).run_fn.rsplit(".", 1)[0] for key in model_registry.DEFAULT_MODELS}
 DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
@@ -83,14 +82,14 @@ def main(argv=None):
     config = dict(preset.as_custom_config() if preset else {}, **json.loads(args.config))
 
     started = time.time()
-    examples_dir = training_support.write_examples(args.data_dir, os.path.join(work_dir, "examples"))
-    first_image = training_support.image_files(args.data_dir, contract.TRAIN_SPLIT, 1)
-    transform_dir = training_support.build_transform_graph(
+    examples_dir = trainer_inputs.write_examples(args.data_dir, os.path.join(work_dir, "examples"))
+    first_image = trainer_inputs.image_files(args.data_dir, contract.TRAIN_SPLIT, 1)
+    transform_dir = trainer_inputs.build_transform_graph(
         next(iter(first_image.values()))[0], os.path.join(work_dir, "transform"))
     prepared = time.time()
 
     run_fn = __import__(RUN_FNS[args.model], fromlist=["run_fn"]).run_fn
-    fn_args = training_support.fn_args(examples_dir, transform_dir, os.path.join(work_dir, "trainer"), config)
+    fn_args = trainer_inputs.fn_args(examples_dir, transform_dir, os.path.join(work_dir, "trainer"), config)
     run_fn(fn_args)
     trained = time.time()
     result = test_accuracy(fn_args.serving_model_dir, examples_dir)

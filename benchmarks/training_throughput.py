@@ -23,7 +23,7 @@ from components import contract
 from components.training import common, data
 from components.training.hparams import LISTING_5_14
 from components.training.models import build_scratch_model
-from tests import training_support
+from pipeline import trainer_inputs
 
 DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 BATCH_SIZE = 32
@@ -80,11 +80,11 @@ def main(argv=None):
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     shutil.rmtree(args.work_dir, ignore_errors=True)
-    examples = training_support.write_examples(args.data_dir, os.path.join(args.work_dir, "examples"),
+    examples = trainer_inputs.write_examples(args.data_dir, os.path.join(args.work_dir, "examples"),
                                                splits=(contract.TRAIN_SPLIT, contract.EVAL_SPLIT))
-    first = next(iter(training_support.image_files(args.data_dir, contract.TRAIN_SPLIT, 1).values()))[0]
-    transform = training_support.build_transform_graph(first, os.path.join(args.work_dir, "transform"))
-    inputs = common.TrainingInputs(training_support.fn_args(examples, transform, args.work_dir, {}))
+    first = next(iter(trainer_inputs.image_files(args.data_dir, contract.TRAIN_SPLIT, 1).values()))[0]
+    transform = trainer_inputs.build_transform_graph(first, os.path.join(args.work_dir, "transform"))
+    inputs = common.TrainingInputs(trainer_inputs.fn_args(examples, transform, args.work_dir, {}))
 
     # 1. Input pipeline: first pass (decode through Transform's graph + augment), then cached passes.
     pipeline = iter(data.input_fn(inputs.train, BATCH_SIZE, training=True, augmentation=LISTING_5_14,

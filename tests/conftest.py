@@ -25,14 +25,14 @@ def pipeline_export(tmp_path_factory):
     import tensorflow_transform as tft
 
     from components.training.export import export_model
-    from tests import training_support
+    from pipeline import trainer_inputs
     root = tmp_path_factory.mktemp("pipeline_export")
-    transform_dir = training_support.build_transform_graph(sample_images()[0][0], str(root / "transform"))
+    transform_dir = trainer_inputs.build_transform_graph(sample_images()[0][0], str(root / "transform"))
     inputs = keras.Input((contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS))
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(features))
     return export_model(model, tft.TFTransformOutput(transform_dir).transform_features_layer(),
-                        training_support.RAW_FEATURE_SPEC, list(contract.CATS_VS_DOGS_CLASSES), str(root / "export"))
+                        trainer_inputs.RAW_FEATURE_SPEC, list(contract.CATS_VS_DOGS_CLASSES), str(root / "export"))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ write_marked_images paints into the top-left corner of the sample's photos, so
 every prediction, and so its accuracy, is fixed when the images are written
 and holds on any CPU (training a tiny model gives other results on other CPUs)."""
 import dataclasses
-import json
 import os
 from typing import List
 
@@ -140,31 +139,3 @@ def direct_predictions(saved_model_dir: str, image_root: str = SAMPLE_DIR, split
     images = tf.constant([open(p, "rb").read() for p, _ in files])
     probabilities = serve(**{contract.SERVING_INPUT_KEY: images})[contract.PROBABILITIES_KEY].numpy()
     return probabilities[:, 1], np.array([label for _, label in files])
-
-
-def gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_dir: str,
-                  model_name: str, thresholds, with_report: bool = True):
-    """Importers (model, examples) -> BaselineLookup -> Evaluator -> Pusher (+ report),
-    the same wiring pipeline/pipeline.py puts after each Trainer."""
-    from tfx import v1 as tfx
-    from tfx.types import standard_artifacts
-
-    from pipeline.configs import LOCAL_BEAM_ARGS
-    from pipeline.pipeline import create_model_gate
-
-    examples = tfx.dsl.Importer(
-        source_uri=examples_dir, artifact_type=standard_artifacts.Examples,
-        properties={"split_names": json.dumps([contract.TEST_SPLIT])}).with_id("examples_importer")
-    model = tfx.dsl.Importer(
-        source_uri=model_dir, artifact_type=standard_artifacts.Model,
-        custom_properties={"tfx_version": tfx.__version__}).with_id("model_importer")
-    nodes = create_model_gate(
-        model_name=model_name, suffix="test",
-        model=model.outputs["result"], examples=examples.outputs["result"],
-        thresholds=thresholds, serving_model_dir=serving_dir, with_report=with_report)
-    return tfx.dsl.Pipeline(
-        pipeline_name="evaluation-test", pipeline_root=os.path.join(root, "pipeline_root"),
-        components=[examples, model, *nodes], enable_cache=False,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            os.path.join(root, "metadata.sqlite")),
-        beam_pipeline_args=list(LOCAL_BEAM_ARGS))

@@ -17,6 +17,7 @@ from components import contract
 from components.evaluation import decision, eval_config, report, tfma_results
 from components.formats import warmup as warmup_format
 from components.pusher import serving_layout
+from pipeline.pipeline import create_gate_pipeline
 from tests import examples_artifacts
 from tests import marker_model as support
 
@@ -124,7 +125,7 @@ def test_evaluation_nodes_compile_for_kubeflow_v2_without_a_resolver(tmp_path):
     from tfx import v1 as tfx
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    pipeline = support.gate_pipeline(str(tmp_path), str(tmp_path / "model"), str(tmp_path / "examples"),
+    pipeline = create_gate_pipeline(str(tmp_path), str(tmp_path / "model"), str(tmp_path / "examples"),
                                      "gs://bucket/serving", MODEL_NAME, eval_config.BlessingThresholds(0.7))
     pipeline.metadata_connection_config = None
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
@@ -149,7 +150,7 @@ def _latest(pattern: str) -> str:
 
 def _run_gate(root, model_dir, thresholds):
     from tfx import v1 as tfx
-    pipeline = support.gate_pipeline(root, model_dir, os.path.join(root, "examples"),
+    pipeline = create_gate_pipeline(root, model_dir, os.path.join(root, "examples"),
                                      os.path.join(root, "serving"), MODEL_NAME, thresholds)
     tfx.orchestration.LocalDagRunner().run(pipeline)
     node = os.path.join(root, "pipeline_root", "{}_test", "{}", "*")

@@ -15,8 +15,7 @@ from components.explain.gradcam import GradCam
 from components.explain.model_graph import ModelGraph
 from components.explain.model_loading import load_keras_model
 from components.training import scratch
-from pipeline import cli
-from tests import training_support
+from pipeline import cli, trainer_inputs
 from tests.image_files import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
@@ -25,10 +24,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trainer_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer")
-    examples = training_support.write_examples(SAMPLE_DIR, str(root / "examples"), limit_per_class=4)
-    first = training_support.image_files(SAMPLE_DIR, contract.TRAIN_SPLIT, 1)["cats"][0]
-    transform = training_support.build_transform_graph(first, str(root / "transform"))
-    fn_args = training_support.fn_args(examples, transform, str(root / "out"),
+    examples = trainer_inputs.write_examples(SAMPLE_DIR, str(root / "examples"), limit_per_class=4)
+    first = trainer_inputs.image_files(SAMPLE_DIR, contract.TRAIN_SPLIT, 1)["cats"][0]
+    transform = trainer_inputs.build_transform_graph(first, str(root / "transform"))
+    fn_args = trainer_inputs.fn_args(examples, transform, str(root / "out"),
                                        # float32: bfloat16 (the default on AMX CPUs) rounds batches of
                                        # different sizes differently, beyond this test's 1e-5 tolerance
                                        {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "seed": 2,
@@ -38,7 +37,7 @@ def trainer_export(tmp_path_factory):
 
 
 def test_explained_probabilities_match_the_served_signature(trainer_export):
-    files = training_support.image_files(SAMPLE_DIR, contract.TEST_SPLIT, 2)
+    files = trainer_inputs.image_files(SAMPLE_DIR, contract.TEST_SPLIT, 2)
     paths = [p for class_paths in files.values() for p in class_paths]
     explained = [images.load_image(p) for p in paths]
     cam = GradCam(ModelGraph(load_keras_model(trainer_export)))
@@ -51,7 +50,7 @@ def test_explained_probabilities_match_the_served_signature(trainer_export):
 
 
 def test_cli_explains_the_export(trainer_export, tmp_path, capsys):
-    image = training_support.image_files(SAMPLE_DIR, contract.TEST_SPLIT, 1)["dogs"][0]
+    image = trainer_inputs.image_files(SAMPLE_DIR, contract.TEST_SPLIT, 1)["dogs"][0]
     assert cli.main(["explain", "--model", trainer_export, "--image", image, "--out", str(tmp_path),
                      "--what", "gradcam", "activations"]) == 0
     stdout = capsys.readouterr().out

@@ -18,9 +18,9 @@ from components.explain.model_graph import ModelGraph
 from components.formats import examples as examples_format
 from components.training.models import build_scratch_model
 from pipeline.configs import LOCAL_BEAM_ARGS
+from pipeline.trainer_inputs import write_examples
 from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR
-from tests.training_support import write_examples
 
 SMALL = gallery.GalleryConfig(max_images=6, filter_count=4, filter_size=48, filter_steps=2)
 

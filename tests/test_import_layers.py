@@ -1,5 +1,6 @@
 """Imports flow one way, checked on the source (no module is imported here):
-the installed packages never import tests/ or benchmarks/; the Pusher may
+the installed packages never import tests/ or benchmarks/, benchmarks never
+import tests/; the Pusher may
 read the evaluation's results, never the reverse; components/formats and
 components/html_pages, which every layer imports, import no other project
 module but components.contract."""
@@ -47,3 +48,7 @@ def test_shared_modules_import_only_the_contract():
                 if not name.startswith(("components.contract", "components.formats", "components.html_pages"))
                 and name != "components"]
     assert offences == []
+
+
+def test_benchmarks_do_not_import_tests():
+    assert _offences(["benchmarks"], ("tests",)) == []

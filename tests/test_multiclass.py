@@ -18,10 +18,9 @@ from components.image_shape import BOOK_IMAGE_SHAPE, MNIST_IMAGE_SHAPE, ImageSha
 from components.training import common, mnist, scratch
 from components.training.hparams import WEIGHTS_NONE, MnistHParams
 from components.training.models import Vgg16Parts, build_mnist_model, build_scratch_model, classifier_output
-from pipeline import model_registry
+from pipeline import model_registry, trainer_inputs
 from pipeline.configs import ModelSettings, PipelineConfig
 from pipeline.prepare_data import digits_split
-from tests import training_support
 from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR
 
@@ -168,16 +167,16 @@ def toy(digits_dir, tmp_path_factory):
             target.mkdir(parents=True)
             for file in sorted(os.listdir(os.path.join(digits, split, name)))[:count]:
                 shutil.copy(os.path.join(digits, split, name, file), target / file)
-    examples = training_support.write_examples(str(images), str(root / "examples"))
+    examples = trainer_inputs.write_examples(str(images), str(root / "examples"))
     first = _first_file(str(images / "train" / "0"))
-    transform = training_support.build_transform_graph(first, str(root / "transform_28x28x1"),
+    transform = trainer_inputs.build_transform_graph(first, str(root / "transform_28x28x1"),
                                                        MNIST_IMAGE_SHAPE.as_custom_config())
     return {"root": root, "images": str(images), "examples": examples, "transform": transform, "first": first}
 
 
 @pytest.fixture(scope="module")
 def mnist_run(toy, tmp_path_factory):
-    fn_args = training_support.fn_args(toy["examples"], toy["transform"], str(tmp_path_factory.mktemp("mnist")),
+    fn_args = trainer_inputs.fn_args(toy["examples"], toy["transform"], str(tmp_path_factory.mktemp("mnist")),
                                        {"epochs": 2, "batch_size": 16, "seed": 0})
     mnist.run_fn(fn_args)
     return fn_args
@@ -209,14 +208,14 @@ def test_softmax_export_serves_class_names_of_real_pngs(toy, mnist_run):
         inputs, verbose=0), atol=1e-5)
 
     examples_outputs = served.signatures[contract.EXAMPLES_SIGNATURE](**{contract.EXAMPLES_INPUT_KEY: tf.constant(
-        [training_support.make_example(open(f, "rb").read(), 0, f).SerializeToString() for f, _ in files[:3]])})
+        [trainer_inputs.make_example(open(f, "rb").read(), 0, f).SerializeToString() for f, _ in files[:3]])})
     assert contract.POSITIVE_PROBABILITY_KEY not in examples_outputs  # binary models only
     assert examples_outputs[contract.PROBABILITIES_KEY].shape == (3, 3)
 
 
 def test_scratch_convnet_trains_a_softmax_head_on_three_classes(toy, tmp_path):
-    transform = training_support.build_transform_graph(toy["first"], str(tmp_path / "transform_150x150x3"))
-    fn_args = training_support.fn_args(toy["examples"], transform, str(tmp_path / "scratch"),
+    transform = trainer_inputs.build_transform_graph(toy["first"], str(tmp_path / "transform_150x150x3"))
+    fn_args = trainer_inputs.fn_args(toy["examples"], transform, str(tmp_path / "scratch"),
                                        {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "seed": 1})
     scratch.run_fn(fn_args)
     served = tf.saved_model.load(fn_args.serving_model_dir).signatures[contract.SERVING_SIGNATURE]
@@ -226,7 +225,7 @@ def test_scratch_convnet_trains_a_softmax_head_on_three_classes(toy, tmp_path):
 
 
 def test_a_model_refuses_a_transform_of_another_image_shape(toy, tmp_path):
-    fn_args = training_support.fn_args(toy["examples"], toy["transform"], str(tmp_path), {"epochs": 1})
+    fn_args = trainer_inputs.fn_args(toy["examples"], toy["transform"], str(tmp_path), {"epochs": 1})
     with pytest.raises(ValueError, match="takes 150x150x3 images, but Transform produces 28x28x1"):
         scratch.run_fn(fn_args)
 

@@ -18,8 +18,8 @@ from tensorflow_serving.apis import predict_pb2
 from components import contract
 from components.training.export import export_model
 from components.training.models import build_scratch_model
+from pipeline import trainer_inputs
 from serving.client import ClientOptions, PredictionClient
-from tests import training_support
 from tests.serving_helpers import LOOPBACK, MODEL, push, read_bytes, sample_images, start_server
 
 IMAGES = sample_images()
@@ -28,9 +28,9 @@ IMAGES = sample_images()
 @pytest.fixture(scope="module")
 def trainer_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer_export")
-    transform_dir = training_support.build_transform_graph(IMAGES[0][0], str(root / "transform"))
+    transform_dir = trainer_inputs.build_transform_graph(IMAGES[0][0], str(root / "transform"))
     tft_layer = tft.TFTransformOutput(transform_dir).transform_features_layer()
-    return export_model(build_scratch_model(), tft_layer, training_support.RAW_FEATURE_SPEC,
+    return export_model(build_scratch_model(), tft_layer, trainer_inputs.RAW_FEATURE_SPEC,
                         list(contract.CATS_VS_DOGS_CLASSES), str(root / "export"))
 
 

@@ -13,7 +13,7 @@ from components import contract
 from components.training import common, data, scratch, vgg16
 from components.training.hparams import WEIGHTS_NONE
 from components.training.models import build_scratch_model
-from tests import training_support
+from pipeline import trainer_inputs
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample")
 IMAGES_PER_CLASS = 6
@@ -22,17 +22,17 @@ IMAGES_PER_CLASS = 6
 @pytest.fixture(scope="module")
 def pipeline_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("training_inputs")
-    examples = training_support.write_examples(SAMPLE, str(root / "examples"),
+    examples = trainer_inputs.write_examples(SAMPLE, str(root / "examples"),
                                                limit_per_class=IMAGES_PER_CLASS)
-    first = training_support.image_files(SAMPLE, contract.TRAIN_SPLIT, 1)["cats"][0]
-    transform = training_support.build_transform_graph(first, str(root / "transform"))
+    first = trainer_inputs.image_files(SAMPLE, contract.TRAIN_SPLIT, 1)["cats"][0]
+    transform = trainer_inputs.build_transform_graph(first, str(root / "transform"))
     return examples, transform
 
 
 @pytest.fixture(scope="module")
 def scratch_run(pipeline_inputs, tmp_path_factory):
     examples, transform = pipeline_inputs
-    fn_args = training_support.fn_args(examples, transform, str(tmp_path_factory.mktemp("scratch")),
+    fn_args = trainer_inputs.fn_args(examples, transform, str(tmp_path_factory.mktemp("scratch")),
                                        {"epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "seed": 1,
                                         "precision": "float32"})
     scratch.run_fn(fn_args)
@@ -43,7 +43,7 @@ def scratch_run(pipeline_inputs, tmp_path_factory):
 def bfloat16_scratch_run(pipeline_inputs, tmp_path_factory):
     """bfloat16 computes on every x86-64 CPU (natively with AMX/AVX512-BF16, emulated otherwise)."""
     examples, transform = pipeline_inputs
-    fn_args = training_support.fn_args(examples, transform, str(tmp_path_factory.mktemp("scratch_bf16")),
+    fn_args = trainer_inputs.fn_args(examples, transform, str(tmp_path_factory.mktemp("scratch_bf16")),
                                        {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "seed": 1,
                                         "precision": "mixed_bfloat16"})
     scratch.run_fn(fn_args)
@@ -135,7 +135,7 @@ def test_serving_default_on_real_jpeg_bytes(scratch_run):
 def test_examples_signature_adds_positive_probability(scratch_run):
     served = tf.saved_model.load(scratch_run.serving_model_dir)
     assert contract.EXAMPLES_SIGNATURE != contract.SERVING_SIGNATURE
-    serialized = [training_support.make_example(open(f, "rb").read(), 0, f).SerializeToString()
+    serialized = [trainer_inputs.make_example(open(f, "rb").read(), 0, f).SerializeToString()
                   for f in _jpegs()]
     outputs = served.signatures[contract.EXAMPLES_SIGNATURE](
         **{contract.EXAMPLES_INPUT_KEY: tf.constant(serialized)})
@@ -174,7 +174,7 @@ def test_served_model_agrees_with_training_input_for_the_same_files(scratch_run)
 def test_vgg16_fast_feature_extraction_and_cached_fine_tuning_export_an_image_model(
         pipeline_inputs, tmp_path):
     examples, transform = pipeline_inputs
-    fn_args = training_support.fn_args(examples, transform, str(tmp_path), {
+    fn_args = trainer_inputs.fn_args(examples, transform, str(tmp_path), {
         "weights": WEIGHTS_NONE, "feature_extraction": "fast", "feature_extraction_epochs": 1,
         "fine_tune_epochs": 1, "fine_tune_augment": False, "batch_size": 4})
     vgg16.run_fn(fn_args)
@@ -200,7 +200,7 @@ def test_missing_class_names_file_is_reported(pipeline_inputs, tmp_path):
 def test_vgg16_book_route_trains_end_to_end_on_augmented_images(pipeline_inputs, tmp_path):
     """Listings 5.21/5.22: frozen base inside the model, then block 5 unfrozen, both augmented."""
     examples, transform = pipeline_inputs
-    fn_args = training_support.fn_args(examples, transform, str(tmp_path), {
+    fn_args = trainer_inputs.fn_args(examples, transform, str(tmp_path), {
         "weights": WEIGHTS_NONE, "feature_extraction": "augmented", "feature_extraction_epochs": 1,
         "fine_tune_epochs": 1, "fine_tune_augment": True, "steps_per_epoch": 1, "batch_size": 2})
     vgg16.run_fn(fn_args)

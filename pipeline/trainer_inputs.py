@@ -1,4 +1,4 @@
-"""Real inputs for the training tests and benchmarks, without running the pipeline:
+"""Real inputs for a Trainer's run_fn outside a pipeline (benchmarks, tests):
 gzipped TFRecords of tf.Example laid out like ImageExampleGen's Examples artifact
 (Split-<name>/ folders and class_names.json at the root), and Transform's graph
 built by tf.Transform on Beam from the project's own preprocessing_fn."""
