@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from components import contract
+from components.formats import examples
 from components.training.hparams import PRESETS
 from pipeline import model_registry, trainer_inputs
 
@@ -41,10 +42,10 @@ RECORDED_RUNS = (
 
 
 def test_accuracy(export_dir: str, examples_dir: str) -> dict:
-    """Accuracy of the exported model's serving_examples signature on Split-test."""
+    """Accuracy of the exported model's serving_examples signature on the test split."""
     model = tf.saved_model.load(export_dir)
     signature = model.signatures[contract.EXAMPLES_SIGNATURE]
-    files = glob.glob(os.path.join(examples_dir, f"Split-{contract.TEST_SPLIT}", "*"))
+    files = examples.split_files(examples.split_uri(examples_dir, contract.TEST_SPLIT))
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(EVAL_BATCH)
     correct = total = 0
     started = time.time()

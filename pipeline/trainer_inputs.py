@@ -1,6 +1,6 @@
 """Real inputs for a Trainer's run_fn outside a pipeline (benchmarks, tests):
 gzipped TFRecords of tf.Example laid out like ImageExampleGen's Examples artifact
-(Split-<name>/ folders and class_names.json at the root), and Transform's graph
+(a folder per split and class_names.json at the root), and Transform's graph
 built by tf.Transform on Beam from the project's own preprocessing_fn."""
 import functools
 import json
@@ -15,6 +15,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import contract
+from components.formats import examples
 from components.preprocessing import preprocessing_fn
 from pipeline.configs import LOCAL_BEAM_ARGS
 
@@ -53,7 +54,7 @@ def write_examples(image_root: str, examples_dir: str, splits=contract.SPLITS,
     for split in splits:
         files = image_files(image_root, split, limit_per_class)
         class_names = sorted(files)
-        split_dir = os.path.join(examples_dir, f"Split-{split}")
+        split_dir = examples.split_uri(examples_dir, split)
         os.makedirs(split_dir, exist_ok=True)
         options = tf.io.TFRecordOptions(compression_type="GZIP")
         with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"), options) as w:
@@ -90,8 +91,8 @@ def fn_args(examples_dir: str, transform_dir: str, output_dir: str, custom_confi
             eval_split: str = contract.EVAL_SPLIT) -> FnArgs:
     """What the TFX Trainer hands run_fn, for a train/eval split of write_examples' output."""
     return FnArgs(
-        train_files=[os.path.join(examples_dir, f"Split-{contract.TRAIN_SPLIT}", "*")],
-        eval_files=[os.path.join(examples_dir, f"Split-{eval_split}", "*")],
+        train_files=[os.path.join(examples.split_uri(examples_dir, contract.TRAIN_SPLIT), "*")],
+        eval_files=[os.path.join(examples.split_uri(examples_dir, eval_split), "*")],
         transform_output=transform_dir, transform_graph_path=transform_dir,
         serving_model_dir=os.path.join(output_dir, "serving_model_dir"),
         model_run_dir=os.path.join(output_dir, "model_run"),

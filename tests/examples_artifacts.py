@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import contract
+from components.formats import examples as examples_format
 from tests.image_files import SAMPLE_DIR
 
 
@@ -22,7 +23,7 @@ def examples_artifact(uri: str, splits: Sequence[str] = (contract.TEST_SPLIT,)) 
 
 
 def split_uri(examples_uri: str, split: str = contract.TEST_SPLIT) -> str:
-    return artifact_utils.get_split_uri([examples_artifact(examples_uri, [split])], split)
+    return examples_format.split_uri(examples_uri, split)
 
 
 def run_image_example_gen(data_dir: str, output_dir: str, **limits) -> standard_artifacts.Examples:

@@ -10,6 +10,7 @@ import os
 from typing import Iterator, List, Optional, Sequence
 
 import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts
 
 from components import contract
 
@@ -19,6 +20,15 @@ class LabelledImage:
     filename: str
     label: int
     image_bytes: bytes
+
+
+def split_uri(examples_uri: str, split: str) -> str:
+    """A split's folder in the Examples artifact at examples_uri (TFX's layout),
+    for code that has the artifact's URI rather than the artifact."""
+    artifact = standard_artifacts.Examples()
+    artifact.uri = examples_uri
+    artifact.split_names = artifact_utils.encode_split_names([split])
+    return artifact_utils.get_split_uri([artifact], split)
 
 
 def class_names(examples_uri: str) -> List[str]:

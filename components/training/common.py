@@ -11,6 +11,7 @@ import tensorflow_transform as tft
 from absl import logging
 
 from components import contract
+from components.formats import examples
 from components.image_shape import ImageShape
 from components.training import data, plots
 from components.training.augmentation import augment_images
@@ -39,15 +40,12 @@ def examples_root(file_pattern) -> str:
 
 
 def load_class_names(file_pattern) -> List[str]:
-    path = os.path.join(examples_root(file_pattern), contract.CLASS_NAMES_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path} is missing: the Examples artifact must come from "
-                                "ImageExampleGen, which writes the sorted class names there")
-    with tf.io.gfile.GFile(path) as f:
-        class_names = json.load(f)
-    if not isinstance(class_names, list) or len(class_names) < 2:
-        raise ValueError(f"{path} must hold a JSON list of at least two class names, got {class_names!r}")
-    return [str(name) for name in class_names]
+    """The Examples artifact's class names; a classifier needs at least two."""
+    class_names = examples.class_names(examples_root(file_pattern))
+    if len(class_names) < 2:
+        raise ValueError(f"{contract.CLASS_NAMES_FILE} of {examples_root(file_pattern)} must name at "
+                         f"least two classes, got {class_names!r}")
+    return class_names
 
 
 class TrainingInputs:
