@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import textwrap
+import time
 
 from components import contract
 
@@ -70,3 +71,13 @@ def start_server(**overrides):
     options = dict(host=LOOPBACK, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2)
     options.update(overrides)
     return ModelServer(ServerOptions(**options)).start()
+
+
+def wait_for(condition, timeout=30.0, what="condition"):
+    """Polls condition() until it is true; AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

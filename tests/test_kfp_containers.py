@@ -11,7 +11,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Dict, List
 import pytest
 
 from tests import kfp_local_harness as harness
+from tests.serving_helpers import free_port
 
 pytestmark = pytest.mark.kfp
 
@@ -125,16 +125,10 @@ def test_html_pages_and_gradcam_gallery_exist(pipeline_run):
             assert f.read().count("data:image/jpeg;base64,") >= 1  # Grad-CAM thumbnails
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_pushed_model_answers_over_grpc_through_catsdogs_serve(pipeline_run):
     from serving.client import ClientOptions, PredictionClient
 
-    port = _free_port()
+    port = free_port()
     catsdogs = os.path.join(os.path.dirname(sys.executable), "catsdogs")
     server = subprocess.Popen(
         [catsdogs, "serve", "--model-base-path", pipeline_run.serving_model_dir,

@@ -26,6 +26,7 @@ from tests.serving_helpers import (
     read_bytes,
     sample_images,
     start_server,
+    wait_for,
     write_model_config,
 )
 
@@ -237,15 +238,6 @@ def test_twenty_megabyte_request_within_the_limit_is_read_and_judged(client):
     twenty_mb = os.urandom(20 * 1024 * 1024)
     assert_error(grpc.StatusCode.INVALID_ARGUMENT, client.predict, [read_bytes(IMAGES[0][0]), twenty_mb], MODEL)
     assert_still_serving(client)
-
-
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def state_of(client_, model, version):

@@ -21,19 +21,10 @@ from components import contract
 from serving.client import ClientOptions, PredictionClient
 from serving.image_header import DEFAULT_MAX_IMAGE_PIXELS, ImageHeaderError, image_size
 from serving.server import ModelServer, ServerOptions
-from tests.serving_helpers import LOOPBACK, MODEL, push, read_bytes, sample_images, start_server
+from tests.serving_helpers import LOOPBACK, MODEL, push, read_bytes, sample_images, start_server, wait_for
 
 IMAGES = sample_images()
 FAST = ClientOptions(timeout_seconds=30, retries=0)
-
-
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def state_of(client, version):
