@@ -1,6 +1,7 @@
 """Pipeline configuration: every runner builds one of these and hands it to
-create_pipeline(). Defaults reproduce the book; runners override what differs
-(paths, Beam args, epoch budgets)."""
+create_pipeline(). Defaults are the `default` preset (the book's models; the
+scratch convnet's recipe aims at 85%, components.training.hparams); runners
+override what differs (paths, Beam args, presets, epoch budgets)."""
 import dataclasses
 import os
 from importlib import metadata
