@@ -76,8 +76,9 @@ build_rootfs() {
   log "adding Debian 13 glibc and libstdc++ (apt-pinned, nothing else upgraded)"
   echo "deb $MIRROR trixie main" > "$ROOTFS/etc/apt/sources.list.d/trixie.list"
   printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > "$ROOTFS/etc/apt/preferences.d/trixie"
-  in_rootfs "apt-get update -qq && apt-get install -y -qq -t trixie libc6 libstdc++6 >/dev/null \
-             && apt-get clean && rm -rf /var/lib/apt/lists/*"
+  in_rootfs "apt-get update -qq && apt-get install -y -qq -t trixie libc6 libstdc++6 \
+             && apt-get clean && rm -rf /var/lib/apt/lists/*" >"$WORK/apt.log" 2>&1 \
+    || { tail -n 20 "$WORK/apt.log" >&2; exit 1; }
   log "installing requirements.lock into /opt/venv from the wheelhouse (no network)"
   mkdir -p "$ROOTFS/tmp/wheelhouse"
   cp -al "$WHEELHOUSE"/. "$ROOTFS/tmp/wheelhouse/" 2>/dev/null || cp -a "$WHEELHOUSE"/. "$ROOTFS/tmp/wheelhouse/"

@@ -49,7 +49,13 @@ ensure_dockerd() {
     return
   fi
   log "starting dockerd (log: $WORK/dockerd.log)"
-  as_root dockerd --bridge=none >"$WORK/dockerd.log" 2>&1 &
+  # Started directly (not through a shell function) so that $! is dockerd's own
+  # PID (or sudo's, which passes the signal on): stop_dockerd kills exactly it.
+  if [ "$(id -u)" = 0 ]; then
+    dockerd --bridge=none >"$WORK/dockerd.log" 2>&1 &
+  else
+    sudo dockerd --bridge=none >"$WORK/dockerd.log" 2>&1 &
+  fi
   STARTED_DOCKERD=$!
   trap stop_dockerd EXIT
   for _ in $(seq 60); do
@@ -66,6 +72,9 @@ choose_base() {
   if docker image inspect "$TFX_IMAGE" >/dev/null 2>&1 || timeout 120 docker pull -q "$TFX_IMAGE" >/dev/null 2>&1; then
     BASE=$TFX_IMAGE
     log "base image: the official $TFX_IMAGE"
+  elif [ -z "${FORCE:-}" ] && docker image inspect "$LOCAL_BASE" >/dev/null 2>&1; then
+    BASE=$LOCAL_BASE
+    log "base image: the local $LOCAL_BASE built earlier (scripts/build_base_image.sh; FORCE=1 rebuilds)"
   else
     log "$TFX_IMAGE cannot be pulled here: building the local base $LOCAL_BASE"
     scripts/build_base_image.sh "$LOCAL_BASE"
@@ -79,7 +88,9 @@ t0=$(now)
 choose_base
 t1=$(now)
 log "building $IMAGE from the Dockerfile on $BASE"
-DOCKER_BUILDKIT=0 docker build -q --network none --build-arg "TFX_IMAGE=$BASE" -t "$IMAGE" . >/dev/null
+# The legacy builder: Debian's Docker 20.10 has no buildx plugin.
+DOCKER_BUILDKIT=0 docker build --network none --build-arg "TFX_IMAGE=$BASE" -t "$IMAGE" . \
+  >"$WORK/docker-build.log" 2>&1 || { tail -n 30 "$WORK/docker-build.log" >&2; exit 1; }
 t2=$(now)
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}')
 log "image $IMAGE: $size (base $((t1 - t0)) s, project layers $((t2 - t1)) s)"
