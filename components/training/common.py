@@ -105,18 +105,28 @@ class ProgressLogger(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training after the epoch in which the wall-time budget runs out."""
+    """Stops training after the epoch in which the wall-time budget runs out.
 
-    def __init__(self, minutes: Optional[float]):
+    The clock starts when training starts, or at `started` (time.time()) for a
+    budget shared by several fit() calls, as VGG16's two phases share one.
+    """
+
+    def __init__(self, minutes: Optional[float], started: Optional[float] = None):
         super().__init__()
         self.seconds = None if minutes is None else minutes * 60.0
-        self._started = time.time()
+        self._shared_start = started
+        self._started = time.time() if started is None else started
 
     def on_train_begin(self, logs=None):
-        self._started = time.time()
+        if self._shared_start is None:
+            self._started = time.time()
+
+    @property
+    def exhausted(self) -> bool:
+        return self.seconds is not None and time.time() - self._started > self.seconds
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.seconds is not None and time.time() - self._started > self.seconds:
+        if self.exhausted:
             logging.info("Time budget of %.0f s used after %d epochs: stopping", self.seconds, epoch + 1)
             self.model.stop_training = True
 

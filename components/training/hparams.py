@@ -140,11 +140,16 @@ class Vgg16HParams(_CustomConfig):
     augmentation: AugmentationParams = LISTING_5_21
     shuffle_buffer: int = 2000
     seed: Optional[int] = None
+    time_budget_minutes: Optional[float] = None
+    """Wall time for both phases together, counted from the start of training: a phase
+    stops after the epoch that exceeds it, and a phase that would start later is
+    skipped (None: no limit)."""
     precision: str = PRECISION_FLOAT32
     """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'."""
 
     def __post_init__(self):
         _check_precision(self)
+        _check_positive_or_none(self, "time_budget_minutes")
         if self.feature_extraction not in (FEATURE_EXTRACTION_AUGMENTED, FEATURE_EXTRACTION_FAST):
             raise ValueError(f"feature_extraction must be {FEATURE_EXTRACTION_AUGMENTED!r} or "
                              f"{FEATURE_EXTRACTION_FAST!r}, got {self.feature_extraction!r}")

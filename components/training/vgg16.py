@@ -8,6 +8,7 @@ block 5 unfrozen (listing 5.22), end to end with augmentation, or on cached
 activations of the frozen layers (fine_tune_augment=False). Whatever the route,
 the exported model is the whole network and serves raw image bytes.
 """
+import time
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -60,20 +61,21 @@ class FeatureCache:
                      for x, y in (self.train, self.eval))
 
 
-def callbacks(phase: str, epochs: int, model_run_dir: str):
-    return [common.ProgressLogger(phase, epochs), common.tensorboard(model_run_dir, phase)]
+def callbacks(phase: str, epochs: int, model_run_dir: str, budget: common.TimeBudget):
+    return [common.ProgressLogger(phase, epochs), common.tensorboard(model_run_dir, phase), budget]
 
 
 def fit_on_features(top, train, evaluation, hp: Vgg16HParams, epochs: int, phase: str,
-                    model_run_dir: str) -> Dict[str, List[float]]:
+                    model_run_dir: str, budget: common.TimeBudget) -> Dict[str, List[float]]:
     history = top.fit(features_dataset(*train, hp.batch_size, shuffle=True, seed=hp.seed),
                       epochs=epochs,
                       validation_data=features_dataset(*evaluation, hp.batch_size, shuffle=False),
-                      callbacks=callbacks(phase, epochs, model_run_dir), verbose=0)
+                      callbacks=callbacks(phase, epochs, model_run_dir, budget), verbose=0)
     return common.history_to_lists(history)
 
 
-def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, phase: str, model_run_dir: str):
+def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, phase: str, model_run_dir: str,
+                   budget: common.TimeBudget):
     repeat = hp.steps_per_epoch is not None
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True,
                              augmentation=hp.augmentation, shuffle_buffer=hp.shuffle_buffer,
@@ -81,7 +83,7 @@ def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, pha
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
     history = parts.model.fit(train_ds, epochs=epochs, steps_per_epoch=hp.steps_per_epoch,
                               validation_data=eval_ds, validation_steps=hp.validation_steps,
-                              callbacks=callbacks(phase, epochs, model_run_dir), verbose=0)
+                              callbacks=callbacks(phase, epochs, model_run_dir, budget), verbose=0)
     return common.history_to_lists(history)
 
 
@@ -89,6 +91,7 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str):
     """Both phases; returns (parts, merged history, phase start epochs)."""
     inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
     common.seed_everything(hp.seed)
+    budget = common.TimeBudget(hp.time_budget_minutes, started=time.time())
     n_classes = inputs.n_classes
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
@@ -111,25 +114,29 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str):
                 common.compile_classifier(top, hp.feature_extraction_learning_rate, n_classes)
                 train_features, eval_features = cache.at(parts, LAST_BASE_LAYER)
                 histories.append(fit_on_features(top, train_features, eval_features, hp,
-                                                 hp.feature_extraction_epochs, phase, model_run_dir))
+                                                 hp.feature_extraction_epochs, phase, model_run_dir, budget))
             else:
                 common.compile_classifier(parts.model, hp.feature_extraction_learning_rate, n_classes)
                 histories.append(fit_end_to_end(parts, inputs, hp, hp.feature_extraction_epochs, phase,
-                                                model_run_dir))
+                                                model_run_dir, budget))
 
-        if hp.fine_tune_epochs:
+        if hp.fine_tune_epochs and budget.exhausted:
+            logging.warning("Time budget of %.0f min used by feature extraction: fine-tuning skipped",
+                            hp.time_budget_minutes)
+        elif hp.fine_tune_epochs:
             phase = "fine-tuning" + ("" if hp.fine_tune_augment else " (cached frozen layers)")
             phase_starts[phase] = sum(len(h.get("loss", [])) for h in histories) + 1
             parts.unfreeze_from(hp.fine_tune_from)
             logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
             if hp.fine_tune_augment:
                 common.compile_classifier(parts.model, hp.fine_tune_learning_rate, n_classes)
-                histories.append(fit_end_to_end(parts, inputs, hp, hp.fine_tune_epochs, phase, model_run_dir))
+                histories.append(fit_end_to_end(parts, inputs, hp, hp.fine_tune_epochs, phase, model_run_dir,
+                                                budget))
             else:
                 _, top = parts.split_at(cache.cut)
                 common.compile_classifier(top, hp.fine_tune_learning_rate, n_classes)
                 histories.append(fit_on_features(top, cache.train, cache.eval, hp,
-                                                 hp.fine_tune_epochs, phase, model_run_dir))
+                                                 hp.fine_tune_epochs, phase, model_run_dir, budget))
     return parts, common.concat_histories(*histories), phase_starts
 
 
