@@ -11,7 +11,11 @@ served over gRPC. With --mnist-idx DIR (the four MNIST IDX files, not available 
 machines without internet) MNIST itself is converted and trained with the book's
 budget (the book: 99.1% test accuracy).
 
-    nice -n 10 .venv/bin/python -m benchmarks.digits [--seeds 0 1 2] [--mnist-idx DIR] [--skip-pipeline]
+    nice -n 10 .venv/bin/python -m benchmarks.digits [--seeds 0 1 2 3 4] [--mnist-idx DIR] [--skip-pipeline]
+
+TF_ENABLE_ONEDNN_OPTS=0 in the environment (recorded in the results) trains with
+TensorFlow's own kernels instead of oneDNN's: other float rounding, as another CPU
+would give.
 
 Writes benchmarks/RESULTS-digits.md.
 """
@@ -40,8 +44,9 @@ from pipeline.prepare_data import digits_split, mnist_idx_split
 BUDGETS = {"book (listing 5.3)": {}, "20 epochs": {"epochs": 20}}
 RESULTS_FILE = os.path.join("benchmarks", "RESULTS-digits.md")
 PREDICT_BATCH = 256
-GOAL = model_registry.get("mnist").default_thresholds.min_accuracy
+GATE = model_registry.get("mnist").default_thresholds.min_accuracy
 PIPELINE_BUDGET = ("--set", "mnist.epochs=20", "--set", "mnist.seed=0")
+ONEDNN_SETTING = "TF_ENABLE_ONEDNN_OPTS=0 " if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else ""
 
 
 def served_test_accuracy(export_dir: str, image_dir: str) -> float:
@@ -109,9 +114,9 @@ def write_results(rows: List[Dict], datasets: List[Dataset], argv: List[str], mn
                   pipeline: Optional[Dict] = None, path: str = RESULTS_FILE) -> None:
     lines = ["# MNIST convnet on handwritten digits (listings 5.1-5.3)", "",
              "Command (from the repository root):", "",
-             ("    nice -n 10 .venv/bin/python -m benchmarks.digits " + " ".join(argv)).rstrip(), "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), TensorFlow {tf.__version__}; "
-             f"run {time.strftime('%Y-%m-%d %H:%M')}.", "",
+             ("    " + ONEDNN_SETTING + "nice -n 10 .venv/bin/python -m benchmarks.digits " + " ".join(argv)).rstrip(), "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), TensorFlow {tf.__version__}"
+             f"{', oneDNN off' if ONEDNN_SETTING else ''}; run {time.strftime('%Y-%m-%d %H:%M')}.", "",
              "What runs: the pipeline's own code: examples in ImageExampleGen's layout, Transform's graph "
              "(components.preprocessing, 28x28x1), the Trainer's run_fn (components.training.mnist: "
              "RMSprop 1e-3, batch 64, no augmentation), then the exported model's `serving_default` on the "
@@ -126,19 +131,19 @@ def write_results(rows: List[Dict], datasets: List[Dataset], argv: List[str], mn
     lines += ["", "The book's budget is 5 epochs over MNIST's 60,000 training images (4,690 steps of 64); on "
               "the 1,078 training digits 5 epochs are only 85 steps, hence the 20-epoch budget (340 steps), "
               "which the pipeline's digits test and README use (`--set mnist.epochs=20`).", "",
-              "Mean test accuracy per budget (goal on digits: >= 97%):", ""]
+              f"Mean test accuracy per budget (the Evaluator's gate: >= {GATE:.0%}):", ""]
     groups: Dict[tuple, List[float]] = {}
     for r in rows:
         groups.setdefault((r["data"], r["budget"]), []).append(r["test_accuracy"])
     for (data, budget), values in groups.items():
         spread = f" (min {min(values):.4f}, max {max(values):.4f})" if len(values) > 1 else ""
-        verdict = "meets" if statistics.mean(values) >= GOAL else "below"
+        verdict = "passes" if min(values) >= GATE else "does not always pass"
         lines.append(f"- {data}, {budget}: {statistics.mean(values):.4f} over {len(values)} seed(s){spread}; "
-                     f"{verdict} the {GOAL:.0%} goal.")
+                     f"{verdict} the {GATE:.0%} gate.")
     if pipeline:
         lines += ["", "## The whole local pipeline", "",
                   f"`{pipeline['command']}` (ImageExampleGen to Pusher, then gRPC serving): "
-                  f"{pipeline['seconds']} s wall; Evaluator {pipeline['decision']} (gate: accuracy >= {GOAL}); "
+                  f"{pipeline['seconds']} s wall; Evaluator {pipeline['decision']} (gate: accuracy >= {GATE}); "
                   f"pushed model's accuracy on the test split over gRPC: {pipeline['served']}."]
     lines += ["", "## MNIST", "", mnist_note, ""]
     with open(path, "w") as f:
@@ -148,7 +153,7 @@ def write_results(rows: List[Dict], datasets: List[Dataset], argv: List[str], mn
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--mnist-idx", metavar="DIR", help="folder with MNIST's four IDX files (.gz or not)")
     parser.add_argument("--work-dir", default="/tmp/bench_digits")
     parser.add_argument("--results", default=RESULTS_FILE)

@@ -53,6 +53,10 @@ class ModelSettings:
         entry = model_registry.get(name)
         return cls(entry, entry.hparams_type(), entry.default_thresholds)
 
+    def with_min_accuracy(self, floor: float) -> "ModelSettings":
+        """These settings with another blessing floor (validated as any threshold)."""
+        return dataclasses.replace(self, thresholds=dataclasses.replace(self.thresholds, min_accuracy=floor))
+
     def with_hparams(self, values: Mapping[str, Any]) -> "ModelSettings":
         """These hyper-parameters with `values` (custom_config names) replaced, validated."""
         merged = dict(self.hparams.as_custom_config(), **values)

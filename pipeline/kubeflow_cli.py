@@ -73,8 +73,9 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
                         "defaults (e.g. --beam-arg=--runner=DataflowRunner)")
     parser.add_argument("--display-name", help="pipeline display name")
     parser.add_argument("--no-cache", action="store_true", help="disable TFX/KFP caching")
-    parser.add_argument("--quick", action="store_true", help="tiny training budgets, those of "
-                        "`run-local --quick`, as the *_hparams defaults: a smoke run of every task")
+    parser.add_argument("--quick", action="store_true", help="tiny training budgets and smoke-run blessing "
+                        "floors, those of `run-local --quick`, as the *_hparams and *_eval_config defaults: "
+                        "a smoke run of every task")
 
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +137,9 @@ def kubeflow_config_from_args(args):
         overrides["hparams_overrides"] = {
             model.key: {**model.quick_hparams, **config.hparams_overrides.get(model.key, {})}
             for model in model_registry.MODELS}
+        overrides["min_accuracy_overrides"] = {
+            model.key: model.quick_min_accuracy for model in model_registry.MODELS
+            if model.quick_min_accuracy is not None}
     if args.gpus is not None or args.gpu_resource:
         overrides["gpu"] = dataclasses.replace(
             config.gpu, **{k: v for k, v in (("count", args.gpus),

@@ -115,6 +115,9 @@ class KubeflowConfig:
     # have no internet, so VGG16 uses the weights baked into the image.
     hparams_overrides: Mapping[str, Mapping[str, object]] = dataclasses.field(
         default_factory=lambda: {"vgg16": {"weights": "offline"}})
+    min_accuracy_overrides: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Blessing floors that differ from the registry's defaults, by model key (the
+    {model}_eval_config parameters' defaults)."""
 
     def __post_init__(self):
         if self.serving_volume_claim and not os.path.isabs(self.serving_model_dir):
@@ -153,6 +156,8 @@ def build_pipeline_config(kubeflow: KubeflowConfig) -> configs.PipelineConfig:
     models = configs.select_models(kubeflow.models)
     for key, model in models.items():
         models[key] = model.with_hparams(kubeflow.hparams_overrides.get(key, {}))
+        if key in kubeflow.min_accuracy_overrides:
+            models[key] = models[key].with_min_accuracy(kubeflow.min_accuracy_overrides[key])
     return configs.PipelineConfig(
         data_root=RuntimeParameter(
             name=PARAMETERS.data_root, ptype=str, default=kubeflow.data_root,

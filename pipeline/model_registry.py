@@ -12,7 +12,7 @@ To add a model: write its run_fn (and hyper-parameter dataclass) under
 components/training/ and add one ModelEntry to MODELS.
 """
 import dataclasses
-from typing import Any, Mapping, Sequence, Tuple, Type
+from typing import Any, Mapping, Optional, Sequence, Tuple, Type
 
 from components import contract
 from components.evaluation.thresholds import BlessingThresholds
@@ -34,6 +34,9 @@ class ModelEntry:
     description: str
     quick_hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Hyper-parameters of a smoke run (`--quick`: run-local and compile), over the preset's."""
+    quick_min_accuracy: Optional[float] = None
+    """The blessing floor of a smoke run, where the default one would be decided by one
+    or two of the shipped sample's 40 test images (2.5 points each); None keeps it."""
 
     def component_id(self, component: str) -> str:
         """This model's instance of a per-model component, e.g. Trainer_scratch."""
@@ -62,12 +65,18 @@ MODELS: Tuple[ModelEntry, ...] = (
                # fine-tuning on cached activations.
                quick_hparams={"feature_extraction": "fast", "feature_extraction_epochs": 15,
                               "fine_tune_epochs": 1, "fine_tune_augment": False, "steps_per_epoch": None,
-                              "batch_size": 20}),
+                              "batch_size": 20},
+               # These budgets score 0.900-0.975 on the sample's 40 test images over seeds
+               # (RESULTS-training.md, item 6): at the full-data floor of 0.90 one image
+               # decides, so a smoke run's push needs 32 of 40.
+               quick_min_accuracy=0.80),
     ModelEntry(contract.MNIST_MODEL_NAME, "mnist", "components.training.mnist.run_fn",
-               MnistHParams, BlessingThresholds(min_accuracy=0.97), MNIST_IMAGE_SHAPE,
+               MnistHParams, BlessingThresholds(min_accuracy=0.95), MNIST_IMAGE_SHAPE,
                "the MNIST convnet on 28x28 grayscale digits (listings 5.1-5.3)",
-               # Small already: the book's budget (5 epochs) stays. On the 1,078
-               # scikit-learn digits that is only 85 steps; --set mnist.epochs=20 passes its 0.97 gate.
+               # Small already: the book's budget (5 epochs) stays. On the 1,078 scikit-learn
+               # digits that is only 85 steps; with --set mnist.epochs=20 test accuracy ranged
+               # 0.969-0.983 over seeds, CPUs and kernels, so the floor sits 2 points below
+               # that (MNIST itself: 99.1% in the book). benchmarks/RESULTS-training.md, item 6.
                quick_hparams={}),
 )
 _BY_NAME = {**{m.served_name: m for m in MODELS}, **{m.key: m for m in MODELS}}

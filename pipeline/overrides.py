@@ -2,7 +2,6 @@
 `--set MODEL.NAME=VALUE` (hyper-parameters), `--min-accuracy MODEL=VALUE`
 (blessing floors) and `--models a,b`, and how they apply to a PipelineConfig.
 MODEL is a registry key (pipeline/model_registry.py). Importable without TensorFlow."""
-import dataclasses
 import json
 from typing import Dict, Mapping, Sequence
 
@@ -59,6 +58,5 @@ def with_hparams(config: PipelineConfig, key: str, values: Mapping[str, object])
 def with_min_accuracy(config: PipelineConfig, key: str, floor: float) -> PipelineConfig:
     """The model's blessing floor replaced (checked as any threshold; ignored, once
     checked, for a model the run does not train)."""
-    model = config.models.get(key) or ModelSettings.defaults(key)
-    model = dataclasses.replace(model, thresholds=dataclasses.replace(model.thresholds, min_accuracy=floor))
+    model = (config.models.get(key) or ModelSettings.defaults(key)).with_min_accuracy(floor)
     return config.with_model(model) if key in config.models else config

@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from kfp import components as kfp_components  # noqa: E402
 from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 
+from components.evaluation import eval_config  # noqa: E402
 from pipeline import cli, kubeflow_package, kubeflow_platform, kubeflow_runner  # noqa: E402
 
 CUSTOM = {
@@ -294,6 +295,13 @@ def test_compile_quick_makes_the_run_local_quick_budgets_the_defaults(tmp_path):
         assert {k: hparams[k] for k in model.quick_hparams} == model.quick_hparams
     # The cluster's own overrides stay: pods have no internet.
     assert json.loads(defaults["vgg16_hparams"])["weights"] == "offline"
+    # So do the smoke-run floors, in the Evaluators' EvalConfig parameters.
+    for model in model_registry.MODELS[:2]:
+        config = json_format.Parse(defaults[kubeflow_runner.PARAMETERS.eval_config.format(model=model.key)],
+                                   eval_config.config_pb2.EvalConfig())
+        expected = model.quick_min_accuracy or model.default_thresholds.min_accuracy
+        assert eval_config.blessing_thresholds(config).min_accuracy == pytest.approx(expected)
+    assert model_registry.get("vgg16").quick_min_accuracy < model_registry.get("vgg16").default_thresholds.min_accuracy
 
 
 def test_image_example_gen_driver_hook_runs_the_components_own_driver(default_compiled):

@@ -41,6 +41,15 @@ def test_quick_budgets_then_explicit_overrides_win():
     assert parse("--models", "vgg16").served_names == (contract.VGG16_MODEL_NAME,)
 
 
+def test_quick_lowers_vgg16_s_floor_for_the_sample_and_min_accuracy_still_wins():
+    vgg16 = model_registry.get("vgg16")
+    assert parse("--quick").models["vgg16"].thresholds.min_accuracy == vgg16.quick_min_accuracy
+    assert parse().models["vgg16"].thresholds.min_accuracy == vgg16.default_thresholds.min_accuracy
+    assert parse("--quick", "--min-accuracy", "vgg16=0.95").models["vgg16"].thresholds.min_accuracy == 0.95
+    # scratch keeps its floor in a smoke run: README shows the gate refusing it
+    assert parse("--quick").models["scratch"].thresholds == model_registry.get("scratch").default_thresholds
+
+
 def test_min_accuracy_sets_one_model_s_blessing_floor():
     config = parse("--min-accuracy", "scratch=0.55")
     assert config.models["scratch"].thresholds.min_accuracy == 0.55

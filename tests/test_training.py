@@ -192,6 +192,21 @@ def test_vgg16_fast_feature_extraction_and_cached_fine_tuning_export_an_image_mo
     assert len(phase_logs) == 2 and all("epoch_loss" in _event_tags(log) for log in phase_logs)
 
 
+def test_vgg16_time_budget_spans_both_phases(pipeline_inputs, tmp_path):
+    """A budget already spent after the first epoch: feature extraction stops there and
+    fine-tuning never starts; the model is still exported."""
+    examples, transform = pipeline_inputs
+    fn_args = trainer_inputs.fn_args(examples, transform, str(tmp_path), {
+        "weights": WEIGHTS_NONE, "feature_extraction": "fast", "feature_extraction_epochs": 3,
+        "fine_tune_epochs": 2, "fine_tune_augment": False, "batch_size": 4, "time_budget_minutes": 1e-6})
+    vgg16.run_fn(fn_args)
+    with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "history.json")) as f:
+        report = json.load(f)
+    assert len(report["history"]["loss"]) == 1
+    assert list(report["phase_starts"]) == ["feature extraction (fast)"]
+    assert tf.saved_model.load(fn_args.serving_model_dir).signatures[contract.SERVING_SIGNATURE] is not None
+
+
 def test_missing_class_names_file_is_reported(pipeline_inputs, tmp_path):
     with pytest.raises(FileNotFoundError, match="class_names.json"):
         common.load_class_names([str(tmp_path / "Split-train" / "*")])
