@@ -2,13 +2,17 @@
 
 1. Images/s delivered by the Trainer's input_fn with listing 5.14's full
    augmentation vs the book's way, tf_keras ImageDataGenerator.flow_from_directory
-   with the same augmentation, on the full training split.
+   with the same augmentation, on the full training split. Beside them, the
+   pipeline's stages alone: the cached, shuffled batches without augmentation, and
+   the augmentation's resampling on one in-memory batch (the XLA warp the Trainer
+   uses, and TensorFlow's ImageProjectiveTransformV3 op it replaced).
 2. Images/s of model.fit on the scratch convnet fed by the input_fn (with and
    without augmentation) vs model.fit on in-memory tensors.
 
     nice -n 10 .venv/bin/python -m benchmarks.training_throughput
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -20,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import contract
-from components.training import common, data
+from components.training import augmentation, common, data
 from components.training.hparams import LISTING_5_14
 from components.training.models import build_scratch_model
 from pipeline import trainer_inputs
@@ -35,6 +39,44 @@ def images_per_second(batches, n_batches: int) -> float:
     for _ in range(n_batches):
         images += int(next(batches)[0].shape[0])
     return images / (time.perf_counter() - started)
+
+
+@tf.function
+def image_projective_transform_v3(images, transforms):
+    """The resampling the input_fn used before the XLA warp: TensorFlow's own op."""
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST")
+
+
+RESAMPLERS = {"xla_affine_warp": augmentation.compiled_affine_warp,
+              "image_projective_transform_v3": image_projective_transform_v3}
+
+
+@contextlib.contextmanager
+def resampling_by(warp):
+    """augment_images resamples with `warp` in datasets built inside this block (their
+    map functions are traced when built): the input_fn as it was, for comparison."""
+    kept = augmentation.compiled_affine_warp
+    augmentation.compiled_affine_warp = warp
+    try:
+        yield
+    finally:
+        augmentation.compiled_affine_warp = kept
+
+
+def resampling_images_per_second(images: tf.Tensor, n_batches: int) -> dict:
+    """The augmentation's resampling alone, on one batch held in memory, both ways."""
+    transforms = augmentation.random_affine_transforms(images.shape[0], images.shape[1], images.shape[2],
+                                                       LISTING_5_14, seed=0)
+    rates = {}
+    for name, warp in RESAMPLERS.items():
+        warp(images, transforms).numpy()  # traces (and compiles)
+        started = time.perf_counter()
+        for _ in range(n_batches):
+            warp(images, transforms).numpy()
+        rates[name] = round(n_batches * int(images.shape[0]) / (time.perf_counter() - started), 1)
+    return rates
 
 
 def image_data_generator_iterator(train_dir: str):
@@ -86,21 +128,42 @@ def main(argv=None):
     transform = trainer_inputs.build_transform_graph(first, os.path.join(args.work_dir, "transform"))
     inputs = common.TrainingInputs(trainer_inputs.fn_args(examples, transform, args.work_dir, {}))
 
-    # 1. Input pipeline: first pass (decode through Transform's graph + augment), then cached passes.
-    pipeline = iter(data.input_fn(inputs.train, BATCH_SIZE, training=True, augmentation=LISTING_5_14,
-                                  repeat=True))
+    # 1. Input pipeline. Each tf.data feed first reads one pass (decoding through Transform's
+    # graph, filling its cache); each timed measurement then discards one more pass first, so
+    # that batches its prefetch buffer filled while another feed was timed are not counted.
     n_train = sum(1 for _ in data.decoded_dataset(inputs.train))
-    first_pass = images_per_second(pipeline, math.ceil(n_train / BATCH_SIZE))
+    pass_batches = math.ceil(n_train / BATCH_SIZE)
+
+    def augmented_input_fn():
+        return iter(data.input_fn(inputs.train, BATCH_SIZE, training=True, augmentation=LISTING_5_14, repeat=True))
+
+    feeds = {"input_fn": augmented_input_fn()}
+    first_pass = images_per_second(feeds["input_fn"], pass_batches)
+    with resampling_by(image_projective_transform_v3):
+        feeds["input_fn_with_image_projective_transform_v3"] = augmented_input_fn()
+    feeds["input_fn_no_augmentation"] = iter(data.input_fn(inputs.train, BATCH_SIZE, training=True,
+                                                           augmentation=None, repeat=True))
+    for name in list(feeds)[1:]:
+        images_per_second(feeds[name], pass_batches)
+    one_batch = next(iter(data.decoded_dataset(inputs.train).batch(BATCH_SIZE)))[0]
     book = image_data_generator_iterator(os.path.join(args.data_dir, contract.TRAIN_SPLIT))
-    ours_runs, book_runs = [], []
-    for _ in range(args.repeats):  # interleaved, so both see the same machine load
-        ours_runs.append(images_per_second(pipeline, args.input_batches))
-        book_runs.append(images_per_second(book, args.input_batches))
+    runs = {name: [] for name in (*feeds, "image_data_generator")}
+    resampling_runs = []
+    for _ in range(args.repeats):  # interleaved, so all see the same machine load
+        for name, batches in feeds.items():
+            images_per_second(batches, pass_batches)
+            runs[name].append(images_per_second(batches, args.input_batches))
+        runs["image_data_generator"].append(images_per_second(book, args.input_batches))
+        resampling_runs.append(resampling_images_per_second(one_batch, args.input_batches))
+    book_median = statistics.median(runs["image_data_generator"])
     input_result = {
         "input_fn_first_pass_images_per_s": round(first_pass, 1),
-        "input_fn_images_per_s": [round(v, 1) for v in ours_runs],
-        "image_data_generator_images_per_s": [round(v, 1) for v in book_runs],
-        "speedup_median": round(statistics.median(ours_runs) / statistics.median(book_runs), 2),
+        **{f"{name}_images_per_s": [round(v, 1) for v in values] for name, values in runs.items()},
+        "speedup_median": round(statistics.median(runs["input_fn"]) / book_median, 2),
+        "speedup_median_with_image_projective_transform_v3": round(
+            statistics.median(runs["input_fn_with_image_projective_transform_v3"]) / book_median, 2),
+        **{f"resampling_only_{name}_images_per_s": [run[name] for run in resampling_runs]
+           for name in RESAMPLERS},
     }
     print(json.dumps(input_result, indent=1), flush=True)
 

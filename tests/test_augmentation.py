@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from components.preprocessing import decode_images
 from components.training import data
-from components.training.augmentation import augment_images
+from components.training.augmentation import affine_warp, augment_images, compiled_affine_warp, random_affine_transforms
 from components.training.hparams import LISTING_5_14, AugmentationParams
 from tests.test_preprocessing import sample_bytes
 
@@ -24,6 +24,22 @@ def test_shapes_dtype_and_range_are_kept(images):
     assert augmented.shape == tuple(images.shape) and augmented.dtype == np.float32
     assert augmented.min() >= 0.0 and augmented.max() <= 1.0
     assert not np.allclose(augmented, images.numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("warp", [affine_warp, compiled_affine_warp], ids=["eager", "xla"])
+def test_warp_matches_tensorflows_projective_transform_op(images, warp):
+    """The resampling is TensorFlow's own ImageProjectiveTransformV3 (bilinear, fill mode
+    nearest) rewritten for XLA: both must give the same pixels for the same transforms,
+    including the strong ones that reach far outside the image."""
+    strong = AugmentationParams(rotation_range=90.0, width_shift_range=0.5, height_shift_range=0.5,
+                                shear_range=0.5, zoom_range=0.5, horizontal_flip=True)
+    batch = tf.concat([images, images[:, ::-1], tf.random.stateless_uniform([3, 150, 150, 3], seed=[1, 2])], 0)
+    for params, seed in ((LISTING_5_14, 1), (strong, 2)):
+        transforms = random_affine_transforms(batch.shape[0], 150, 150, params, seed=seed)
+        expected = tf.raw_ops.ImageProjectiveTransformV3(
+            images=batch, transforms=transforms, output_shape=[150, 150], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="NEAREST")
+        np.testing.assert_allclose(warp(batch, transforms).numpy(), expected.numpy(), atol=1e-4)
 
 
 def test_zero_ranges_are_the_identity(images):
