@@ -144,8 +144,10 @@ class Vgg16HParams(_CustomConfig):
     """Wall time for both phases together, counted from the start of training: a phase
     stops after the epoch that exceeds it, and a phase that would start later is
     skipped (None: no limit)."""
-    precision: str = PRECISION_FLOAT32
-    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'."""
+    precision: str = PRECISION_AUTO
+    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'
+    (auto: the conv base runs about 3.5x faster in bfloat16 on CPUs with AMX, at the
+    same validation accuracy; benchmarks/RESULTS-training.md)."""
 
     def __post_init__(self):
         _check_precision(self)
@@ -177,8 +179,9 @@ class MnistHParams(_CustomConfig):
     validation_steps: Optional[int] = None
     shuffle_buffer: int = 10000
     seed: Optional[int] = None
-    precision: str = PRECISION_FLOAT32
-    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'."""
+    precision: str = PRECISION_AUTO
+    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'
+    (auto: bfloat16 on CPUs with AMX; same digits accuracy, benchmarks/RESULTS-training.md)."""
 
     def __post_init__(self):
         _check_precision(self)
@@ -212,7 +215,8 @@ DEFAULT_PRESET = "default"
 BOOK_PRESET = "book"
 PRESETS = {
     DEFAULT_PRESET: {},
-    # VGG16's and MNIST's defaults are already the book's; only the scratch recipe differs.
+    # VGG16's and MNIST's default recipes are already the book's (their precision, auto,
+    # is a speed setting measured at the same accuracy); only the scratch recipe differs.
     BOOK_PRESET: {"scratch": BOOK_SCRATCH},
 }
 """Named sets of hyper-parameters per model key (pipeline.model_registry); a model
