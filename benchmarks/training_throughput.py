@@ -2,10 +2,10 @@
 
 1. Images/s delivered by the Trainer's input_fn with listing 5.14's full
    augmentation vs the book's way, tf_keras ImageDataGenerator.flow_from_directory
-   with the same augmentation, on the full training split. Beside them, the
-   pipeline's stages alone: the cached, shuffled batches without augmentation, and
-   the augmentation's resampling on one in-memory batch (the XLA warp the Trainer
-   uses, and TensorFlow's ImageProjectiveTransformV3 op it replaced).
+   with the same augmentation, on the full training split. Beside them: the same
+   input_fn resampling with TensorFlow's ImageProjectiveTransformV3 op (what it
+   used before the XLA warp), the input_fn without augmentation (cached, shuffled
+   batches: the floor), and the resampling alone on one in-memory batch, both ways.
 2. Images/s of model.fit on the scratch convnet fed by the input_fn (with and
    without augmentation) vs model.fit on in-memory tensors.
 
