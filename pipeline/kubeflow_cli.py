@@ -137,9 +137,7 @@ def kubeflow_config_from_args(args):
         overrides["hparams_overrides"] = {
             model.key: {**model.quick_hparams, **config.hparams_overrides.get(model.key, {})}
             for model in model_registry.MODELS}
-        overrides["min_accuracy_overrides"] = {
-            model.key: model.quick_min_accuracy for model in model_registry.MODELS
-            if model.quick_min_accuracy is not None}
+        overrides["min_accuracy_overrides"] = model_registry.quick_min_accuracies()
     if args.gpus is not None or args.gpu_resource:
         overrides["gpu"] = dataclasses.replace(
             config.gpu, **{k: v for k, v in (("count", args.gpus),

@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny training budgets (a few minutes on the shipped sample) and the smoke-run "
                              "blessing floors (" + ", ".join(
-                                 f"{m.key} {m.quick_min_accuracy:g}" for m in model_registry.MODELS
-                                 if m.quick_min_accuracy is not None) + "): what `make run` uses")
+                                 f"{key} {floor:g}" for key, floor in model_registry.quick_min_accuracies().items())
+                             + "): what `make run` uses")
     parser.add_argument("--set", action="append", default=[], metavar="MODEL.NAME=VALUE",
                         help="override a training hyper-parameter, e.g. --set scratch.epochs=30 "
                              "--set vgg16.fine_tune_epochs=0 (JSON values; repeatable)")
@@ -66,8 +66,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if args.quick:
         for model in model_registry.MODELS:
             config = overrides.with_hparams(config, model.key, model.quick_hparams)
-            if model.quick_min_accuracy is not None:
-                config = overrides.with_min_accuracy(config, model.key, model.quick_min_accuracy)
+        for key, floor in model_registry.quick_min_accuracies().items():
+            config = overrides.with_min_accuracy(config, key, floor)
     for key, values in overrides.parse_overrides(args.set).items():
         config = overrides.with_hparams(config, key, values)
     for key, floor in overrides.parse_min_accuracy(args.min_accuracy).items():

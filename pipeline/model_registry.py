@@ -12,7 +12,7 @@ To add a model: write its run_fn (and hyper-parameter dataclass) under
 components/training/ and add one ModelEntry to MODELS.
 """
 import dataclasses
-from typing import Any, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 from components import contract
 from components.evaluation.thresholds import BlessingThresholds
@@ -87,6 +87,11 @@ DEFAULT_MODELS: Tuple[str, ...] = ("scratch", "vgg16")
 
 def keys() -> Tuple[str, ...]:
     return tuple(m.key for m in MODELS)
+
+
+def quick_min_accuracies() -> Dict[str, float]:
+    """The smoke-run blessing floors (`--quick`) by model key, for the models that have one."""
+    return {m.key: m.quick_min_accuracy for m in MODELS if m.quick_min_accuracy is not None}
 
 
 def get(name: str) -> ModelEntry:
