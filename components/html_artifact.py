@@ -22,8 +22,9 @@ class HtmlPage(artifact.Artifact):
 def page_path(uri: str, file_name: str) -> str:
     """Where the page goes: inside the URI when it is a directory (local runs),
     else the URI itself (KFP, where the UI reads the URI). The folder that holds
-    the URI is created if missing: orchestrators need not create it (kfp.local
-    does not)."""
+    the URI is created if missing: orchestrators need not create it (the
+    open-source KFP launcher creates folders only for its local copies of
+    bucket paths, component/launcher_v2.go prepareOutputFolders)."""
     if tf.io.gfile.isdir(uri):
         return os.path.join(uri, file_name)
     parent = os.path.dirname(uri)

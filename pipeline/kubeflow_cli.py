@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from pipeline import kubeflow_client, model_registry
+from pipeline import kubeflow_client, kubeflow_pipeline_root, model_registry
 from pipeline.kubeflow_client import ConnectionSettings, KfpError
 
 
@@ -50,7 +50,9 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compiled PipelineSpec, .yaml (default: %(default)s)")
     parser.add_argument("--image", help="pipeline container image NAME:TAG built from the "
                         "Dockerfile (default: catsdogs-tfx:0.1.0)")
-    parser.add_argument("--pipeline-root", help="where TFX writes artifacts (gs://...)")
+    parser.add_argument("--pipeline-root", help="where the tasks write artifacts, gs://BUCKET/PATH: "
+                        "the package's defaultPipelineRoot, which runs start with (the KFP UI's run "
+                        "form shows it; `submit` sends it)")
     parser.add_argument("--data-root", help="default of the data_root run parameter")
     parser.add_argument("--serving-model-dir", help="TF Serving model base path that Pusher "
                         "writes to: a path inside --serving-volume-claim, or gs://...")
@@ -112,6 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                             metavar="NAME=VALUE", help="pipeline parameter, repeatable")
         parser.add_argument("--service-account", help="Kubernetes service account of the run's "
                             "pods (k8s/ creates catsdogs-pipeline)")
+        parser.add_argument("--pipeline-root", help="this run's pipeline root, gs://BUCKET/PATH "
+                            "(default: the package's defaultPipelineRoot)")
         parser.add_argument("--no-cache", action="store_true", help="disable caching for this run")
     else:
         raise ValueError(f"unknown command {command!r}")
@@ -158,9 +162,17 @@ def kubeflow_config_from_args(args):
     return dataclasses.replace(config, **overrides)
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def run_compile(args) -> int:
     from pipeline import kubeflow_runner
     config = kubeflow_config_from_args(args)
+    root_warning = (kubeflow_pipeline_root.check(config.pipeline_root) if config.pipeline_root
+                    else kubeflow_pipeline_root.missing_root_warning())
+    if root_warning:
+        _warn(root_warning)
     print(f"compiling {config.pipeline_name} for Kubeflow Pipelines v2 (image {config.image}) ...",
           file=sys.stderr)
     compiled = kubeflow_runner.compile_pipeline(config, args.output)
@@ -199,10 +211,17 @@ def run_submit(args) -> int:
     parameters = package.pipeline_spec["root"].get("inputDefinitions", {}).get("parameters", {})
     arguments = kubeflow_client.typed_arguments(
         args.param, {n: p.get("parameterType", "STRING") for n, p in parameters.items()})
+    pipeline_root = args.pipeline_root or package.default_pipeline_root
+    if pipeline_root:
+        root_warning = kubeflow_pipeline_root.check(pipeline_root)
+        if root_warning:
+            _warn(root_warning)
+    else:
+        _warn(kubeflow_pipeline_root.missing_root_warning())
     settings = connection_from_args(args)
     client = kubeflow_client.make_client(settings)
     result = kubeflow_client.submit(
-        client, settings, args.package, arguments,
+        client, settings, args.package, arguments, pipeline_root=pipeline_root,
         run_name=args.run_name or f"{package.name} {datetime.datetime.now():%Y-%m-%d %H-%M-%S}",
         experiment=args.experiment, enable_caching=False if args.no_cache else None,
         service_account=args.service_account)

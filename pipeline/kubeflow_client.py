@@ -128,16 +128,20 @@ def typed_arguments(raw: Sequence[tuple], parameter_types: Mapping[str, str]) ->
 
 def submit(client, settings: ConnectionSettings, package_path: str, arguments: Mapping[str, object],
            run_name: str, experiment: str, enable_caching: Optional[bool],
-           service_account: Optional[str]) -> Dict[str, object]:
-    """Starts a run of a compiled package in an experiment (created if missing)."""
+           service_account: Optional[str], pipeline_root: Optional[str]) -> Dict[str, object]:
+    """Starts a run of a compiled package in an experiment (created if missing). The
+    run carries its pipeline root: the API server does not read the package's
+    defaultPipelineRoot (only the UI's run form does), so a run without one
+    would get the backend's default."""
     from kfp_server_api.exceptions import ApiException  # pylint: disable=import-outside-toplevel
     try:
         result = client.create_run_from_pipeline_package(
             package_path, arguments=dict(arguments), run_name=run_name,
             experiment_name=experiment, namespace=settings.namespace,
-            enable_caching=enable_caching, service_account=service_account)
+            enable_caching=enable_caching, service_account=service_account, pipeline_root=pipeline_root)
     except ApiException as error:
         raise KfpError(f"KFP at {settings.host} rejected the run of {package_path}: "
                        f"{api_error_message(error)}") from None
     return {"run_id": result.run_id, "run_name": run_name, "experiment": experiment,
-            "arguments": dict(arguments), "url": f"{settings.host}/#/runs/details/{result.run_id}"}
+            "arguments": dict(arguments), "pipeline_root": pipeline_root,
+            "url": f"{settings.host}/#/runs/details/{result.run_id}"}

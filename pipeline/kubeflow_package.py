@@ -3,7 +3,7 @@
 Kept free of TFX/TensorFlow imports so `catsdogs upload` and `submit` start fast.
 """
 import dataclasses
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import yaml
 from google.protobuf import json_format
@@ -19,6 +19,10 @@ class PipelinePackage:
     @property
     def name(self) -> str:
         return self.pipeline_spec["pipelineInfo"]["name"]
+
+    @property
+    def default_pipeline_root(self) -> Optional[str]:
+        return self.pipeline_spec.get("defaultPipelineRoot") or None
 
     def parameter_defaults(self) -> Dict[str, object]:
         parameters = self.pipeline_spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})

@@ -20,7 +20,8 @@ from tfx import v1 as tfx
 from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.kubeflow.v2 import compiler_utils, kubeflow_v2_dag_runner
 
-from pipeline import configs, kubeflow_platform, model_registry
+from pipeline import configs, kubeflow_cache, kubeflow_pipeline_root, kubeflow_platform, model_registry
+from pipeline.kfp_task_entrypoint import OUTPUTS_SPEC_FLAG
 from pipeline.pipeline import component_by_id, create_pipeline
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -92,7 +93,8 @@ def _gke_gpu_pool() -> kubeflow_platform.PodPlacement:
 class KubeflowConfig:
     """Everything about the cluster that the pipeline definition does not know."""
     image: str = "catsdogs-tfx:0.1.0"
-    pipeline_root: str = "gs://catsdogs-tfx/pipeline_root"
+    pipeline_root: Optional[str] = None
+    """The package's defaultPipelineRoot (gs://...); None leaves it to each run."""
     data_root: str = "gs://catsdogs-tfx/data/cats_and_dogs_small"
     # The TF Serving model base path. A local path is a PersistentVolumeClaim
     # mounted into every task (k8s/base's serving-models claim); a gs:// path
@@ -125,6 +127,8 @@ class KubeflowConfig:
                 f"serving_model_dir {self.serving_model_dir!r} must be an absolute path where the "
                 f"volume claim {self.serving_volume_claim!r} is mounted (or drop the claim and use "
                 "a gs:// path)")
+        if self.pipeline_root:
+            kubeflow_pipeline_root.check(self.pipeline_root)  # ValueError for a root TFX cannot write
         if self.gpu.count < 0:
             raise ValueError(f"GPU count must be >= 0, got {self.gpu.count}")
         # ValueError naming the known models, no model, or a mix of image shapes (one Transform)
@@ -218,6 +222,9 @@ def create_kubeflow_pipeline(kubeflow: KubeflowConfig) -> tfx.dsl.Pipeline:
 
 TFX_EXAMPLE_GEN_DRIVER = "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
 IMAGE_EXAMPLE_GEN_DRIVER = "components.image_example_gen.kfp_driver"
+TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+TASK_ENTRYPOINT = "pipeline.kfp_task_entrypoint"
+EXAMPLE_GEN_TASK = "ImageExampleGen"
 
 
 def deployment_config(pipeline_spec: pipeline_spec_pb2.PipelineSpec
@@ -237,12 +244,31 @@ def executor_labels(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> Dict[str, 
     return labels
 
 
-def complete_example_gen_executor(pipeline: tfx.dsl.Pipeline,
-                                  pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> None:
-    """TFX's compiler builds FileBasedExampleGen's executor separately, with a
-    driver hook: it drops the component's platform_config (copied in, so ingestion
-    gets its requests) and hooks TFX's generic driver, whose fingerprinting fails
-    on files ImageExampleGen reports (the hook runs ImageExampleGen's own)."""
+def run_through_task_entrypoint(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
+                                deployment: pipeline_spec_pb2.PipelineDeploymentConfig) -> None:
+    """Every TFX container runs pipeline/kfp_task_entrypoint.py (TFX's entrypoint
+    on the ExecutorInput the open-source backend sends), told the component's
+    declared outputs."""
+    for task_name, label in executor_labels(pipeline_spec).items():
+        container = deployment.executors[label].container
+        if list(container.command) != ["python", "-m", TFX_ENTRYPOINT]:
+            continue
+        container.command[-1] = TASK_ENTRYPOINT
+        outputs = pipeline_spec.components[pipeline_spec.root.dag.tasks[task_name].component_ref.name]
+        container.args.extend([OUTPUTS_SPEC_FLAG, json_format.MessageToJson(outputs.output_definitions)])
+
+
+def complete_executors(pipeline: tfx.dsl.Pipeline, pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> None:
+    """What TFX's compiler leaves out of the executors.
+
+    - FileBasedExampleGen's executor is built separately, with a driver hook: it
+      drops the component's platform_config (copied in, so ingestion gets its
+      requests) and hooks TFX's generic driver, whose fingerprinting fails on
+      files ImageExampleGen reports (the hook runs ImageExampleGen's own; Vertex
+      AI runs it, the open-source backend never does).
+    - The task entrypoint that reads the open-source backend's ExecutorInput.
+    - The DataFingerprint task that keys ImageExampleGen's cache (kubeflow_cache.py).
+    """
     deployment = deployment_config(pipeline_spec)
     labels = executor_labels(pipeline_spec)
     for component in pipeline.components:
@@ -255,6 +281,8 @@ def complete_example_gen_executor(pipeline: tfx.dsl.Pipeline,
         driver_command = executor.container.lifecycle.pre_cache_check.command
         if list(driver_command) == ["python", "-m", TFX_EXAMPLE_GEN_DRIVER]:
             driver_command[-1] = IMAGE_EXAMPLE_GEN_DRIVER
+    run_through_task_entrypoint(pipeline_spec, deployment)
+    kubeflow_cache.add_data_fingerprint(pipeline_spec, deployment, EXAMPLE_GEN_TASK)
     pipeline_spec.deployment_spec.Clear()
     pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
 
@@ -278,6 +306,8 @@ def pod_placements(pipeline: tfx.dsl.Pipeline, pipeline_spec: pipeline_spec_pb2.
         base = kubeflow.gpu_placement if (component.id in kubeflow.trainer_ids and kubeflow.gpu.count > 0) \
             else kubeflow_platform.PodPlacement()
         placements[label] = dataclasses.replace(base, volume_claims=volumes)
+    # DataFingerprint lists the files ImageExampleGen reads: the same mounts.
+    placements[labels[kubeflow_cache.FINGERPRINT_TASK]] = placements[labels[EXAMPLE_GEN_TASK]]
     return placements
 
 
@@ -331,7 +361,11 @@ def compile_pipeline(kubeflow: KubeflowConfig, output_path: str) -> CompiledPipe
         pipeline, write_out=False)
     pipeline_spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     attach_parameter_defaults(pipeline, pipeline_spec)
-    complete_example_gen_executor(pipeline, pipeline_spec)
+    complete_executors(pipeline, pipeline_spec)
+    if kubeflow.pipeline_root:
+        # TFX puts the root in the PipelineJob wrapper (runtimeConfig), which the KFP
+        # API does not take; the KFP UI's run form and `catsdogs submit` read it here.
+        pipeline_spec.default_pipeline_root = kubeflow.pipeline_root
     platform_spec = kubeflow_platform.build_platform_spec(
         pod_placements(pipeline, pipeline_spec, kubeflow))
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)

@@ -8,7 +8,8 @@
 # 2. The image: the project's Dockerfile on the official TFX image when it is
 #    present or can be pulled, else on a base built locally from Debian and the
 #    pinned wheels (scripts/build_base_image.sh).
-# 3. pytest -m kfp: compile --quick, kfp.local's DockerRunner, assertions.
+# 3. pytest -m kfp: compile --quick, every task in a container, handed what the
+#    open-source KFP backend sends (tests/kfp_backend.py), assertions.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

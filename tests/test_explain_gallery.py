@@ -150,7 +150,7 @@ def test_component_writes_the_gallery_in_a_local_pipeline(examples_dir, model_ar
 
 
 def test_page_uri_in_a_folder_that_does_not_exist_yet(tmp_path):
-    """KFP hands out a file URI for an HTML artifact; kfp.local does not create its
+    """KFP hands out a file URI for an HTML artifact and need not create its
     folder. The writer creates it instead of failing with NotFoundError."""
     from components import html_artifact
 

@@ -1,7 +1,9 @@
 """The compiled KFP pipeline, executed: every task of `catsdogs compile --quick`
-on the shipped sample, each in a container of the project's image, by kfp.local's
-DockerRunner without network; then the pushed model is served by `catsdogs serve`
-and answers over gRPC.
+on the shipped sample, each in a container of the project's image without
+network, handed the ExecutorInput the open-source KFP backend builds
+(tests/kfp_backend.py: untyped input artifacts, the executor-logs output, the
+package's pipeline root, the backend's cache decisions); then the pushed model
+is served by `catsdogs serve` and answers over gRPC.
 
 Run by `make test-kfp` (scripts/test_kfp.sh builds the image and sets
 CATSDOGS_KFP_IMAGE); `make test` deselects it (marker `kfp`).
@@ -18,7 +20,7 @@ from typing import Dict, List
 
 import pytest
 
-from tests import kfp_local_harness as harness
+from tests import kfp_backend
 from tests.serving_helpers import free_port
 
 pytestmark = pytest.mark.kfp
@@ -34,23 +36,21 @@ SERVE_TIMEOUT_S = 180
 class PipelineRun:
     work: str
     serving_model_dir: str
+    package: str
     spec: object
-    runs: List[harness.TaskRun]
+    run: kfp_backend.PipelineRun
     seconds: float
 
-    def outputs_of(self, task: str) -> str:
-        folders = glob.glob(os.path.join(self.work, "*", task))
-        assert len(folders) == 1, (task, folders)
-        return folders[0]
+    @property
+    def runs(self) -> List[kfp_backend.TaskRun]:
+        return self.run.tasks
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> PipelineRun:
     if not IMAGE:
         pytest.skip("needs the pipeline image: run `make test-kfp`")
-    from kfp import local
-
-    from pipeline import cli
+    from pipeline import cli, kubeflow_package
 
     work = str(tmp_path_factory.mktemp("kfp-run"))
     data_root = os.path.join(work, "data")
@@ -60,17 +60,18 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
     assert cli.main(["compile", "--output", package, "--image", IMAGE, "--quick",
                      "--pipeline-root", os.path.join(work, "tfx_root"), "--data-root", data_root,
                      "--serving-model-dir", serving_model_dir, "--serving-volume-claim", ""]) == 0
-    spec, defaults = harness.load_pipeline_spec(package)
+    defaults = kubeflow_package.load_package(package).parameter_defaults()
     # What is asserted must not depend on how well a model trains on this CPU: the
     # VGG16 gate's accuracy floor goes to 0 through its run parameter, as a platform
     # engineer would set it in the KFP UI, so the push always happens.
     arguments = dict(defaults, vgg16_eval_config=_without_accuracy_floor(defaults["vgg16_eval_config"]))
-    # kfp.local mounts its pipeline root, at the same path, into every container:
-    # data, outputs and the serving folder all live under it.
-    local.init(runner=local.DockerRunner(network_mode="none"), pipeline_root=work)
+    # The work folder is mounted at the same path into every container, as the
+    # bucket and the PVCs reach every pod: data, outputs and the serving folder.
+    backend = kfp_backend.Backend(kfp_backend.DockerTaskRunner(work), os.path.join(work, "backend"))
     started = time.monotonic()
-    runs = harness.run_pipeline(spec, arguments, os.path.join(work, "logs"))
-    run = PipelineRun(work, serving_model_dir, spec, runs, time.monotonic() - started)
+    result = backend.run(package, arguments)
+    run = PipelineRun(work, serving_model_dir, package, kubeflow_package.load_package(package).pipeline_spec,
+                      result, time.monotonic() - started)
     _record_timings(run)
     return run
 
@@ -90,8 +91,8 @@ def _without_accuracy_floor(eval_config_json: str) -> str:
 
 def _record_timings(run: PipelineRun) -> None:
     timings = {"image": IMAGE, "total_seconds": round(run.seconds, 1),
-               "tasks": [{"task": r.task, "exit_code": r.exit_code, "seconds": round(r.seconds, 1)}
-                         for r in run.runs]}
+               "tasks": [{"task": r.task, "exit_code": r.exit_code, "seconds": round(r.seconds, 1),
+                          "cached": r.cached} for r in run.runs]}
     print(json.dumps(timings, indent=1))
     if TIMINGS_OUT:
         with open(TIMINGS_OUT, "w") as f:
@@ -99,11 +100,43 @@ def _record_timings(run: PipelineRun) -> None:
 
 
 def test_every_task_ran_in_a_container_and_succeeded(pipeline_run):
-    tasks = set(pipeline_run.spec.root.dag.tasks)
-    ran: Dict[str, int] = {r.task: r.exit_code for r in pipeline_run.runs}
-    assert len(tasks) == 17
+    tasks = set(pipeline_run.spec["root"]["dag"]["tasks"])
+    ran: Dict[str, int] = {r.task: r.exit_code for r in pipeline_run.runs if not r.cached}
+    assert len(tasks) == 18  # the pipeline's 17 components and DataFingerprint
     assert set(ran) == tasks, tasks ^ set(ran)
     assert all(code == 0 for code in ran.values()), ran
+
+
+def test_tasks_got_the_open_source_backends_executor_input(pipeline_run):
+    """What the harness must not repair: untyped input artifacts and the
+    launcher's executor-logs output, on every task that has them."""
+    with_inputs = 0
+    for task in pipeline_run.runs:
+        outputs = task.executor_input["outputs"]
+        assert "executor-logs" in outputs["artifacts"], task.task
+        assert outputs["outputFile"] == kfp_backend.OUTPUT_METADATA_FILE
+        for artifact_list in task.executor_input["inputs"].get("artifacts", {}).values():
+            with_inputs += 1
+            for artifact in artifact_list["artifacts"]:
+                assert artifact["type"] == {"instanceSchema": ""}, task.task
+                assert artifact["name"].isdigit()  # the MLMD id, as the driver names it
+    assert with_inputs >= 30
+
+
+def test_a_rerun_is_served_from_the_cache_until_the_data_changes(pipeline_run):
+    """The backend's cache keys, reproduced: an unchanged data root leaves
+    ImageExampleGen and its consumers cached; one changed image re-runs ingestion."""
+    backend = kfp_backend.Backend(kfp_backend.DockerTaskRunner(pipeline_run.work),
+                                  os.path.join(pipeline_run.work, "backend"))
+    again = backend.run(pipeline_run.package, {}, only=["StatisticsGen"])
+    assert [(t.task, t.cached) for t in again.tasks] == [
+        ("DataFingerprint", False), ("ImageExampleGen", True), ("StatisticsGen", True)]
+    image = sorted(glob.glob(os.path.join(pipeline_run.work, "data", "train", "cats", "*.jpg")))[0]
+    replacement = sorted(glob.glob(os.path.join(pipeline_run.work, "data", "train", "cats", "*.jpg")))[1]
+    shutil.copyfile(replacement, image)
+    changed = backend.run(pipeline_run.package, {}, only=["ImageExampleGen"])
+    assert [(t.task, t.cached, t.exit_code) for t in changed.tasks] == [
+        ("DataFingerprint", False, 0), ("ImageExampleGen", False, 0)]
 
 
 def test_vgg16_version_pushed_into_the_serving_folder(pipeline_run):
@@ -115,8 +148,8 @@ def test_vgg16_version_pushed_into_the_serving_folder(pipeline_run):
 
 def test_html_pages_and_gradcam_gallery_exist(pipeline_run):
     for model in ("scratch", "vgg16"):
-        report = os.path.join(pipeline_run.outputs_of(f"EvaluationReport_{model}"), "report")
-        gallery = os.path.join(pipeline_run.outputs_of(f"ExplainGallery_{model}"), "gallery_page")
+        report = pipeline_run.run.output_uri(f"EvaluationReport_{model}", "report")
+        gallery = pipeline_run.run.output_uri(f"ExplainGallery_{model}", "gallery_page")
         for page in (report, gallery):
             assert os.path.isfile(page), page  # the artifact URI itself: what KFP's UI shows
             with open(page) as f:

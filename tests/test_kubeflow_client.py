@@ -21,7 +21,7 @@ from pipeline import cli
 PIPELINE_NAME = "cats-vs-dogs"
 
 
-def _package(tmp_path, parameters=None):
+def _package(tmp_path, parameters=None, pipeline_root="gs://bucket/pipeline_root"):
     """A small but real KFP v2 PipelineSpec document (what `catsdogs compile` writes)."""
     spec = {
         "pipelineInfo": {"name": PIPELINE_NAME},
@@ -38,6 +38,8 @@ def _package(tmp_path, parameters=None):
         "components": {},
         "deploymentSpec": {"executors": {}},
     }
+    if pipeline_root:
+        spec["defaultPipelineRoot"] = pipeline_root
     platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
         "Trainer_executor": {"nodeSelector": {"labels": {"pool": "gpu"}}}}}}}}
     path = tmp_path / "pipeline.yaml"
@@ -201,12 +203,34 @@ def test_submit_creates_experiment_and_run_with_typed_parameters(kfp_api, tmp_pa
     assert kfp_api.experiments[run["experiment_id"]]["display_name"] == "nightly"
     assert run["runtime_config"]["parameters"] == {
         "scratch_epochs": 3, "min_accuracy": 0.8, "data_root": "gs://other/data"}
+    # The API server reads only the run's root (the package's default is for the UI).
+    assert run["runtime_config"]["pipeline_root"] == "gs://bucket/pipeline_root"
     assert run["service_account"] == "catsdogs-pipeline"
     assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == PIPELINE_NAME
     assert run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]
     # Experiment lookup happens before creation, and a second submit reuses it.
     assert cli.main(argv) == 0
     assert len(kfp_api.experiments) == 1 and len(kfp_api.runs) == 2
+
+
+def test_submit_pipeline_root_overrides_the_package_and_is_checked(kfp_api, tmp_path, capsys):
+    package = _package(tmp_path)
+    assert cli.main(["submit", "--host", kfp_api.host, "--package", package,
+                     "--pipeline-root", "gs://other/root"]) == 0
+    run = kfp_api.runs[json.loads(_json_tail(capsys))["run_id"]]
+    assert run["runtime_config"]["pipeline_root"] == "gs://other/root"
+    assert cli.main(["submit", "--host", kfp_api.host, "--package", package,
+                     "--pipeline-root", "minio://mlpipeline/v2/artifacts"]) == 1
+    assert "no minio:// file system" in capsys.readouterr().err
+    assert len(kfp_api.runs) == 1
+
+
+def test_submit_without_any_root_warns_what_the_backend_will_do(kfp_api, tmp_path, capsys):
+    package = _package(tmp_path, pipeline_root=None)
+    assert cli.main(["submit", "--host", kfp_api.host, "--package", package]) == 0
+    assert "minio://mlpipeline/v2/artifacts, which TFX cannot write" in capsys.readouterr().err
+    run = next(iter(kfp_api.runs.values()))
+    assert not run.get("runtime_config", {}).get("pipeline_root")
 
 
 def test_submit_rejects_unknown_or_mistyped_parameters_before_calling_kfp(kfp_api, tmp_path, capsys):

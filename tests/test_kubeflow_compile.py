@@ -17,7 +17,15 @@ from kfp import components as kfp_components  # noqa: E402
 from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 
 from components.evaluation import eval_config  # noqa: E402
-from pipeline import cli, kubeflow_package, kubeflow_platform, kubeflow_runner  # noqa: E402
+from pipeline import (  # noqa: E402
+    cli,
+    kfp_task_entrypoint,
+    kubeflow_cache,
+    kubeflow_package,
+    kubeflow_pipeline_root,
+    kubeflow_platform,
+    kubeflow_runner,
+)
 
 CUSTOM = {
     "image": "registry.example.com/ml/catsdogs-tfx:1.2.3",
@@ -67,6 +75,13 @@ def _executor_label(spec_dict, task):
     return spec_dict["components"][component]["executorLabel"]
 
 
+def _beam_args(container):
+    """What TFX's compiler puts between the inputs spec and the outputs spec."""
+    args = list(container.args)
+    return args[args.index("--json_serialized_inputs_spec_args") + 2:
+                args.index(kfp_task_entrypoint.OUTPUTS_SPEC_FLAG)]
+
+
 def _trainers(pipeline, config):
     return [c for c in pipeline.components if c.id in config.trainer_ids]
 
@@ -87,10 +102,12 @@ def test_every_component_is_a_task_with_its_upstream_dependencies(default_compil
     _, pipeline, compiled = default_compiled
     spec = _documents(compiled.path)[0]
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {c.id for c in pipeline.components}
+    assert set(tasks) == {c.id for c in pipeline.components} | {kubeflow_cache.FINGERPRINT_TASK}
     for component in pipeline.components:
         task = tasks[component.id]
         upstream = {node.id for node in component.upstream_nodes}
+        if component.id == kubeflow_runner.EXAMPLE_GEN_TASK:
+            upstream.add(kubeflow_cache.FINGERPRINT_TASK)
         assert set(task.get("dependentTasks", [])) == upstream, component.id
         for key, channel in component.inputs.items():
             source = task["inputs"]["artifacts"][key]["taskOutputArtifact"]
@@ -140,10 +157,72 @@ def test_every_container_runs_the_configured_image_with_beam_args(default_compil
     config, _, compiled = default_compiled
     executors = _executors(_documents(compiled.path)[0])
     containers = [e.container for e in executors.values() if e.WhichOneof("spec") == "container"]
-    assert containers
+    assert len(containers) == len(compiled.pipeline_spec.root.dag.tasks)
     for container in containers:
         assert container.image == config.image
-        assert list(container.args[-len(config.beam_pipeline_args):]) == list(config.beam_pipeline_args)
+        if container.command[-1] == kubeflow_cache.FINGERPRINT_MODULE:
+            continue  # no Beam job
+        assert container.command[-1] == kubeflow_runner.TASK_ENTRYPOINT
+        assert _beam_args(container) == list(config.beam_pipeline_args)
+
+
+def test_tfx_tasks_run_the_task_entrypoint_told_their_declared_outputs(default_compiled):
+    _, _, compiled = default_compiled
+    spec = compiled.pipeline_spec
+    executors = kubeflow_runner.deployment_config(spec).executors
+    for task_name, label in kubeflow_runner.executor_labels(spec).items():
+        if task_name == kubeflow_cache.FINGERPRINT_TASK:
+            continue
+        args = list(executors[label].container.args)
+        outputs = json_format.Parse(args[args.index(kfp_task_entrypoint.OUTPUTS_SPEC_FLAG) + 1],
+                                    pipeline_spec_pb2.ComponentOutputsSpec())
+        declared = spec.components[spec.root.dag.tasks[task_name].component_ref.name].output_definitions
+        assert outputs == declared, task_name
+
+
+def test_data_fingerprint_feeds_image_example_gen_and_is_never_cached(default_compiled):
+    _, _, compiled = default_compiled
+    tasks = compiled.pipeline_spec.root.dag.tasks
+    fingerprint = tasks[kubeflow_cache.FINGERPRINT_TASK]
+    example_gen = tasks[kubeflow_runner.EXAMPLE_GEN_TASK]
+    assert not fingerprint.caching_options.enable_cache
+    assert example_gen.caching_options.enable_cache
+    binding = example_gen.inputs.parameters[kubeflow_cache.FINGERPRINT_INPUT].task_output_parameter
+    assert (binding.producer_task, binding.output_parameter_key) == (
+        kubeflow_cache.FINGERPRINT_TASK, kubeflow_cache.FINGERPRINT_OUTPUT)
+    for name in (kubeflow_cache.DATA_ROOT_INPUT, kubeflow_cache.INPUT_CONFIG_INPUT):
+        assert fingerprint.inputs.parameters[name] == example_gen.inputs.parameters[name]
+    # TFX's executor is not told about the parameter: only the cache key holds it.
+    label = kubeflow_runner.executor_labels(compiled.pipeline_spec)[kubeflow_runner.EXAMPLE_GEN_TASK]
+    args = list(kubeflow_runner.deployment_config(compiled.pipeline_spec).executors[label].container.args)
+    inputs_spec = json.loads(args[args.index("--json_serialized_inputs_spec_args") + 1])
+    assert kubeflow_cache.FINGERPRINT_INPUT not in inputs_spec["parameters"]
+
+
+def test_pipeline_root_becomes_the_packages_default_pipeline_root(tmp_path, capsys):
+    path = str(tmp_path / "rooted.yaml")
+    assert cli.main(["compile", "--output", path, "--pipeline-root", "gs://bucket/runs"]) == 0
+    assert _documents(path)[0]["defaultPipelineRoot"] == "gs://bucket/runs"
+    assert kubeflow_package.load_package(path).default_pipeline_root == "gs://bucket/runs"
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_compile_without_a_root_says_what_runs_will_do(default_compiled, capsys):
+    _, _, compiled = default_compiled
+    assert "defaultPipelineRoot" not in _documents(compiled.path)[0]
+    assert kubeflow_runner.KubeflowConfig().pipeline_root is None
+    message = kubeflow_pipeline_root.missing_root_warning()
+    assert "minio://mlpipeline/v2/artifacts" in message and "--pipeline-root" in message
+
+
+@pytest.mark.parametrize("root, reason", [("minio://mlpipeline/v2/artifacts", "no minio:// file system"),
+                                          ("s3://bucket/root", "no s3:// file system"),
+                                          ("relative/root", "absolute path")])
+def test_compile_refuses_a_root_tfx_cannot_write(tmp_path, capsys, root, reason):
+    assert cli.main(["compile", "--output", str(tmp_path / "p.yaml"), "--pipeline-root", root]) == 1
+    error = capsys.readouterr().err
+    assert reason in error and root in error
+    assert not (tmp_path / "p.yaml").exists()
 
 
 def test_trainers_request_gpus_and_limits_others_get_requests(default_compiled):
@@ -197,7 +276,8 @@ def test_cli_options_reach_the_compiled_spec(cli_compiled):
         if executor.WhichOneof("spec") != "container":
             continue
         assert executor.container.image == CUSTOM["image"]
-        assert list(executor.container.args[-3:]) == list(CUSTOM["beam_args"])
+        if label != f"{kubeflow_cache.FINGERPRINT_TASK}_executor":
+            assert _beam_args(executor.container) == list(CUSTOM["beam_args"])
         if label in trainer_labels:
             assert executor.container.resources.accelerator.resource_count == str(CUSTOM["gpus"])
             assert executor.container.resources.resource_memory_limit == "48Gi"
