@@ -387,6 +387,7 @@ def describe(compiled: CompiledPipeline) -> str:
     gpu_tasks = sorted(task for task, label in executor_labels(spec).items()
                        if executors[label].container.resources.accelerator.resource_count)
     lines = [f"pipeline {spec.pipeline_info.name}: {len(tasks)} tasks -> {compiled.path}",
+             "  pipeline root: " + (spec.default_pipeline_root or "none (each run must be given one)"),
              "  tasks: " + ", ".join(tasks),
              "  GPU tasks: " + (", ".join(gpu_tasks) or "none"),
              "  parameters:"]
