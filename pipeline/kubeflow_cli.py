@@ -70,6 +70,11 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
                         "repeatable; replaces the default nvidia.com/gpu:NoSchedule")
     parser.add_argument("--trainer-cpu", help="Trainer CPU limit (default 8)")
     parser.add_argument("--trainer-memory", help="Trainer memory limit (default 32Gi)")
+    parser.add_argument("--trainer-retries", type=int, metavar="N", help="times KFP runs a failed "
+                        "Trainer again; it resumes from its last finished epoch (default 3, waits "
+                        "from 120 s doubling up to 30 min)")
+    parser.add_argument("--task-retries", type=int, metavar="N", help="times KFP runs any other "
+                        "failed task again (default 1, after 30 s)")
     parser.add_argument("--beam-arg", action="append", metavar="ARG", help="Beam pipeline "
                         "argument for the data components, repeatable, replaces the DirectRunner "
                         "defaults (e.g. --beam-arg=--runner=DataflowRunner)")
@@ -153,6 +158,9 @@ def kubeflow_config_from_args(args):
         if args.gpu_toleration:
             placement = dataclasses.replace(placement, tolerations=tuple(args.gpu_toleration))
         overrides["gpu_placement"] = placement
+    for value, field in ((args.trainer_retries, "trainer_retry"), (args.task_retries, "task_retry")):
+        if value is not None:
+            overrides[field] = dataclasses.replace(getattr(config, field), max_retries=value)
     if args.trainer_cpu or args.trainer_memory:
         resources = config.trainer_resources
         for quantity, field in ((args.trainer_cpu, "cpu_limit"), (args.trainer_memory, "memory_limit")):

@@ -83,6 +83,34 @@ def resource_spec(resources: ContainerResources, gpu: Optional[GpuRequest] = Non
     return spec
 
 
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How often KFP runs a failed task again, and the waits in between (the task's
+    retryPolicy, Argo's retryStrategy on the open-source backend from 2.5 on)."""
+    max_retries: int
+    backoff_seconds: int
+    backoff_factor: float = 2.0
+    max_backoff_seconds: int = 3600
+
+    def __post_init__(self):
+        if self.max_retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.max_retries}")
+
+    def as_proto(self) -> pipeline_spec_pb2.PipelineTaskSpec.RetryPolicy:
+        policy = pipeline_spec_pb2.PipelineTaskSpec.RetryPolicy(
+            max_retry_count=self.max_retries, backoff_factor=self.backoff_factor)
+        policy.backoff_duration.seconds = self.backoff_seconds
+        policy.backoff_max_duration.seconds = self.max_backoff_seconds
+        return policy
+
+    def describe(self) -> str:
+        if not self.max_retries:
+            return "no retries"
+        retries = "1 retry" if self.max_retries == 1 else f"{self.max_retries} retries"
+        return (f"{retries}, waits {self.backoff_seconds} s x{self.backoff_factor:g} "
+                f"up to {self.max_backoff_seconds} s")
+
+
 def _gke_gpu_pool() -> kubeflow_platform.PodPlacement:
     return kubeflow_platform.PodPlacement(
         node_selector={"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
@@ -112,6 +140,12 @@ class KubeflowConfig:
     trainer_resources: ContainerResources = ContainerResources(
         cpu_request="4", memory_request="16Gi", cpu_limit="8", memory_limit="32Gi")
     gpu: GpuRequest = GpuRequest()
+    # A Trainer resumes from its last epoch (components/training), so retrying it
+    # after a lost spot node costs an epoch, not the run; waits of minutes ride out
+    # a wave of preemptions. Other tasks are deterministic and short: one retry
+    # covers a transient failure (a storage hiccup, a node drained mid-task).
+    trainer_retry: RetryPolicy = RetryPolicy(max_retries=3, backoff_seconds=120, max_backoff_seconds=1800)
+    task_retry: RetryPolicy = RetryPolicy(max_retries=1, backoff_seconds=30, max_backoff_seconds=300)
     gpu_placement: kubeflow_platform.PodPlacement = dataclasses.field(default_factory=_gke_gpu_pool)
     # Hyper-parameter defaults that differ on the cluster, by model key: pods
     # have no internet, so VGG16 uses the weights baked into the image.
@@ -287,6 +321,14 @@ def complete_executors(pipeline: tfx.dsl.Pipeline, pipeline_spec: pipeline_spec_
     pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
 
 
+def set_retry_policies(pipeline_spec: pipeline_spec_pb2.PipelineSpec, kubeflow: KubeflowConfig) -> None:
+    """Every task's retry policy: the Trainers' or the other tasks'."""
+    for task_name, task in pipeline_spec.root.dag.tasks.items():
+        policy = kubeflow.trainer_retry if task_name in kubeflow.trainer_ids else kubeflow.task_retry
+        if policy.max_retries:
+            task.retry_policy.CopyFrom(policy.as_proto())
+
+
 def pod_placements(pipeline: tfx.dsl.Pipeline, pipeline_spec: pipeline_spec_pb2.PipelineSpec,
                    kubeflow: KubeflowConfig) -> Dict[str, kubeflow_platform.PodPlacement]:
     """executor label -> Kubernetes placement: GPU pool for Trainers, the serving
@@ -362,6 +404,7 @@ def compile_pipeline(kubeflow: KubeflowConfig, output_path: str) -> CompiledPipe
     pipeline_spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     attach_parameter_defaults(pipeline, pipeline_spec)
     complete_executors(pipeline, pipeline_spec)
+    set_retry_policies(pipeline_spec, kubeflow)
     if kubeflow.pipeline_root:
         # TFX puts the root in the PipelineJob wrapper (runtimeConfig), which the KFP
         # API does not take; the KFP UI's run form and `catsdogs submit` read it here.
@@ -378,6 +421,15 @@ def compile_pipeline(kubeflow: KubeflowConfig, output_path: str) -> CompiledPipe
     return CompiledPipeline(output_path, pipeline_spec, platform_spec)
 
 
+def _retries_of(task_name: str, task: pipeline_spec_pb2.PipelineTaskSpec) -> str:
+    kind = "Trainers" if task_name.startswith("Trainer_") else "other tasks"
+    if not task.HasField("retry_policy"):
+        return f"{kind}: no retries"
+    policy = task.retry_policy
+    return f"{kind}: " + RetryPolicy(policy.max_retry_count, policy.backoff_duration.seconds,
+                                     policy.backoff_factor, policy.backoff_max_duration.seconds).describe()
+
+
 def describe(compiled: CompiledPipeline) -> str:
     """A short human summary of a compiled pipeline (tasks, parameters, GPU tasks)."""
     spec = compiled.pipeline_spec
@@ -390,6 +442,7 @@ def describe(compiled: CompiledPipeline) -> str:
              "  pipeline root: " + (spec.default_pipeline_root or "none (each run must be given one)"),
              "  tasks: " + ", ".join(tasks),
              "  GPU tasks: " + (", ".join(gpu_tasks) or "none"),
+             "  retries: " + "; ".join(sorted({_retries_of(name, task) for name, task in spec.root.dag.tasks.items()})),
              "  parameters:"]
     lines += [f"    {name} = {json.dumps(p.get('defaultValue'))}" for name, p in sorted(parameters.items())]
     return "\n".join(lines)

@@ -26,11 +26,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import yaml
 from google.protobuf import json_format, struct_pb2
@@ -57,13 +58,28 @@ class TaskFailed(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class TaskRun:
-    """One task of a run: executed (exit code, wall time, log) or served from the cache."""
+    """One task of a run: executed (exit code and log of the last attempt, wall time
+    of all attempts, every attempt's exit code) or served from the cache."""
     task: str
     exit_code: int
     seconds: float
     log_path: Optional[str]
     cached: bool
     executor_input: dict
+    attempts: Sequence[int] = ()
+
+
+@dataclasses.dataclass
+class KillOnce:
+    """A lost pod: SIGKILL the task's first attempt when its log shows `line_pattern`."""
+    line_pattern: str
+    fired: bool = False
+
+    def __call__(self, line: bytes) -> bool:
+        if not self.fired and re.search(self.line_pattern.encode(), line):
+            self.fired = True
+            return True
+        return False
 
 
 # ---- MLMD values: metadata/converter.go -----------------------------------------------------
@@ -249,15 +265,22 @@ class ProcessTaskRunner:
         return {PARAMETER_OUTPUT_DIR: os.path.join(task_dir, "parameters"),
                 os.path.dirname(OUTPUT_METADATA_FILE): os.path.join(task_dir, "output_metadata")}
 
-    def run(self, image: str, command: List[str], task_dir: str, log_path: str) -> int:
+    def run(self, image: str, command: List[str], task_dir: str, log_path: str,
+            kill_when: Optional[Callable[[bytes], bool]] = None) -> int:
+        """The exit code; `kill_when(line)` true SIGKILLs the process (a lost pod)."""
         del image
         if command[0] == "python":
             command = [sys.executable] + command[1:]
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=task_dir,
+                                   env=environment)
         with open(log_path, "wb") as log:
-            return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=task_dir,
-                                  env=environment, check=False).returncode
+            for line in process.stdout:
+                log.write(line)
+                if kill_when and kill_when(line):
+                    process.kill()
+        return process.wait()
 
 
 class DockerTaskRunner:
@@ -273,7 +296,9 @@ class DockerTaskRunner:
     localizes_paths = False
     paths = ProcessTaskRunner.paths
 
-    def run(self, image: str, command: List[str], task_dir: str, log_path: str) -> int:
+    def run(self, image: str, command: List[str], task_dir: str, log_path: str,
+            kill_when: Optional[Callable[[bytes], bool]] = None) -> int:
+        """The exit code; `kill_when(line)` true SIGKILLs the container (a lost pod)."""
         volumes = {self.shared_folder: {"bind": self.shared_folder, "mode": "rw"}}
         for inside, outside in self.paths(task_dir).items():
             volumes[outside] = {"bind": inside, "mode": "rw"}
@@ -281,11 +306,24 @@ class DockerTaskRunner:
                                                network_mode="none", volumes=volumes)
         try:
             with open(log_path, "wb") as log:
-                for chunk in container.logs(stream=True, follow=True):
-                    log.write(chunk)
+                for line in _lines(container.logs(stream=True, follow=True)):
+                    log.write(line)
+                    if kill_when and kill_when(line):
+                        container.kill(signal="SIGKILL")
             return container.wait()["StatusCode"]
         finally:
             container.remove(force=True)
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if pending:
+        yield pending
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -308,17 +346,21 @@ class PipelineRun:
 class Backend:
     """Runs compiled packages like the open-source backend, keeping its state in `state_dir`."""
 
-    def __init__(self, runner, state_dir: str, publish_logs: bool = True):
+    def __init__(self, runner, state_dir: str, publish_logs: bool = True, wait_backoff: bool = True):
         self.runner = runner
         self.state = BackendState(state_dir)
         self.state_dir = state_dir
+        # Argo waits backoff_duration * factor^n (capped) between attempts; a test
+        # may skip the waits, which change nothing else.
+        self.wait_backoff = wait_backoff
         # driver/main.go --publish_logs, "true" unless the API server's PUBLISH_LOGS
         # says otherwise (compiler/argocompiler/container.go), from 2.5 on.
         self.publish_logs = publish_logs
 
     def run(self, package_path: str, arguments: Mapping[str, object], pipeline_root: Optional[str] = None,
             enable_caching: bool = True, only: Optional[Sequence[str]] = None,
-            on_task: Optional[callable] = None) -> PipelineRun:
+            on_task: Optional[Callable[[TaskRun], None]] = None,
+            faults: Optional[Mapping[str, KillOnce]] = None) -> PipelineRun:
         """Runs every task (or the tasks in `only` and what they depend on).
         The root is the run's own, else the package's defaultPipelineRoot: the API
         server and driver read only the run's runtime config (driver/root_dag.go),
@@ -346,7 +388,8 @@ class Backend:
                          .get("runtimeValue", {}).get("constant", "")
                          for mount in platform.get(component.executor_label, {}).get("pvcMount", [])]
             task_run = self._run_task(spec.pipeline_info.name, pipeline_root, task_name, task, component,
-                                      container, pvc_names, root_parameters, run, enable_caching)
+                                      container, pvc_names, root_parameters, run, enable_caching,
+                                      (faults or {}).get(task_name))
             run.tasks.append(task_run)
             self.state.save()
             if on_task:
@@ -354,7 +397,7 @@ class Backend:
         return run
 
     def _run_task(self, pipeline_name, pipeline_root, task_name, task, component, container,
-                  pvc_names, root_parameters, run, enable_caching) -> TaskRun:
+                  pvc_names, root_parameters, run, enable_caching, fault) -> TaskRun:
         task_dir = os.path.join(self.state_dir, "runs", run.run_id, task_name)
         os.makedirs(task_dir)
         paths = self.runner.paths(task_dir)
@@ -385,16 +428,30 @@ class Backend:
             seen_by_task.CopyFrom(executor_input)
             self._map_paths(seen_by_task, paths)
         command = resolve_placeholders(list(container.command) + list(container.args), seen_by_task)
-        log_path = os.path.join(task_dir, "task.log")
         started = time.monotonic()
-        exit_code = self.runner.run(container.image, command, task_dir, log_path)
-        seconds = time.monotonic() - started
-        print(f"[kfp backend] {task_name}: exit {exit_code} after {seconds:.1f} s (log: {log_path})",
-              flush=True)
-        if exit_code != 0:
-            raise TaskFailed(task_name, exit_code, log_path)
+        attempts = []
+        # Argo's retryStrategy (compiler/argocompiler/container.go, from 2.5) reruns
+        # the launcher's pod only: the driver ran once, so every attempt gets the
+        # same ExecutorInput, output URIs included (launcher_v2.go
+        # qualifyExecutorLogsURI says so). Argo's default retryPolicy, OnFailure,
+        # retries a failed container, a killed one included.
+        policy = task.retry_policy if task.HasField("retry_policy") else None
+        while True:
+            log_path = os.path.join(task_dir, f"task.attempt{len(attempts)}.log")
+            exit_code = self.runner.run(container.image, command, task_dir, log_path, kill_when=fault)
+            attempts.append(exit_code)
+            print(f"[kfp backend] {task_name}: exit {exit_code} after {time.monotonic() - started:.1f} s "
+                  f"(attempt {len(attempts)}, log: {log_path})", flush=True)
+            if exit_code == 0:
+                break
+            if policy is None or len(attempts) > policy.max_retry_count:
+                raise TaskFailed(task_name, exit_code, log_path)
+            if self.wait_backoff:
+                time.sleep(min(policy.backoff_duration.seconds * policy.backoff_factor ** (len(attempts) - 1),
+                               policy.backoff_max_duration.seconds))
         self._publish(executor_input, task_name, component, paths, run, fingerprint, pipeline_name)
-        return TaskRun(task_name, exit_code, seconds, log_path, False, json_format.MessageToDict(executor_input))
+        return TaskRun(task_name, exit_code, time.monotonic() - started, log_path, False,
+                       json_format.MessageToDict(executor_input), tuple(attempts))
 
     def _resolve_inputs(self, executor_input, task, root_parameters, run) -> None:
         """driver/resolve.go resolveInputs: constants, the run's parameters, the

@@ -271,3 +271,56 @@ def test_run_summary_reads_push_outcome_and_report_path_from_metadata(gate_runs)
     assert push_line.startswith(f"{MODEL_NAME}: NOT pushed: NOT BLESSED; baseline: version ")
     assert report_line == (f"{MODEL_NAME}: evaluation report "
                            f"{os.path.join(gate_runs['second']['report_dir'], report.REPORT_FILE)}")
+
+
+def _ui_metrics_artifacts(root):
+    """(system.Metrics, system.ClassificationMetrics) custom properties of each
+    EvaluationReport run, oldest first, as the KFP UI would read them."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.types import artifact as tfx_artifact
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = os.path.join(root, "metadata.sqlite")
+    store = metadata_store.MetadataStore(config)
+
+    def values(artifact):
+        found = {}
+        for key, value in artifact.custom_properties.items():
+            kind = value.WhichOneof("value")
+            found[key] = (tfx_artifact._decode_struct_value(value.struct_value)  # pylint: disable=protected-access
+                          if kind == "struct_value" else getattr(value, kind))
+        return found
+
+    return ([values(a) for a in sorted(store.get_artifacts_by_type("system.Metrics"), key=lambda a: a.id)],
+            [values(a) for a in sorted(store.get_artifacts_by_type("system.ClassificationMetrics"),
+                                       key=lambda a: a.id)])
+
+
+@pytest.mark.slow
+def test_ui_metrics_are_the_evaluators_numbers_in_the_layout_the_kfp_ui_reads(gate_runs):
+    metrics, classification = _ui_metrics_artifacts(gate_runs["root"])
+    assert len(metrics) == len(classification) == 2
+    probabilities, labels = gate_runs["direct"]
+    for run, scalars, drawn in zip(("first", "second"), metrics, classification):
+        overall = gate_runs[run]["metrics"]["overall"]
+        assert scalars["accuracy"] == pytest.approx(overall.get("binary_accuracy"))
+        assert scalars["auc"] == pytest.approx(overall.get("auc"))
+        assert scalars["loss"] == pytest.approx(overall.get("binary_crossentropy"))
+        assert scalars["example_count"] == len(labels)
+        assert scalars["display_name"] == f"metrics of {MODEL_NAME}"
+        confusion = overall.confusion["candidate"]
+        assert drawn["confusionMatrix"] == {
+            "annotationSpecs": [{"displayName": name} for name in contract.CATS_VS_DOGS_CLASSES],
+            "rows": [{"row": [confusion["tn"], confusion["fp"]]}, {"row": [confusion["fn"], confusion["tp"]]}]}
+        roc = drawn["confidenceMetrics"]
+        assert len(roc) >= eval_config.ROC_THRESHOLDS
+        at_half = min(roc, key=lambda point: abs(point["confidenceThreshold"] - 0.5))
+        assert at_half["recall"] == pytest.approx(confusion["tp"] / (confusion["tp"] + confusion["fn"]), abs=0.03)
+        recalls = [point["recall"] for point in roc]
+        assert recalls == sorted(recalls, reverse=True)  # thresholds rise, recall falls
+    first, second = metrics
+    assert (first["blessed"], second["blessed"]) == (1.0, 0.0)
+    assert first["accuracy"] == pytest.approx(gate_runs["accuracy"])
+    assert first["threshold_min_accuracy"] == pytest.approx(gate_runs["accuracy"] - 0.01)
+    assert second["threshold_min_accuracy"] == 0.0

@@ -34,8 +34,11 @@ def backend_run(tmp_path_factory):
     assert cli.main(["compile", "--output", package, "--quick", "--models", "scratch",
                      "--pipeline-root", os.path.join(work, "root"), "--data-root", data_root,
                      "--serving-model-dir", os.path.join(work, "serving"), "--serving-volume-claim", ""]) == 0
-    backend = kfp_backend.Backend(kfp_backend.ProcessTaskRunner(), os.path.join(work, "backend"))
-    run = backend.run(package, {}, only=LAST_TASKS)
+    backend = kfp_backend.Backend(kfp_backend.ProcessTaskRunner(), os.path.join(work, "backend"),
+                                  wait_backoff=False)
+    # A lost pod: the Trainer's process is killed after its first epoch.
+    run = backend.run(package, {}, only=LAST_TASKS,
+                      faults={"Trainer_scratch": kfp_backend.KillOnce(r"\] epoch 1/")})
     return work, package, backend, run
 
 
@@ -45,6 +48,8 @@ def test_each_kind_of_task_succeeds_on_the_backends_executor_input(backend_run):
                                            "SchemaGen", "Transform", "Trainer_scratch",
                                            "BaselineLookup_scratch"]
     assert all(t.exit_code == 0 and not t.cached for t in run.tasks)
+    # The killed Trainer was run again by its compiled retry policy, on the same outputs.
+    assert run.task("Trainer_scratch").attempts == (-9, 0)
     for task in run.tasks:
         executor_input = task.executor_input
         assert "executor-logs" in executor_input["outputs"]["artifacts"]

@@ -30,6 +30,8 @@ SAMPLE = os.path.join(REPO, "data", "sample")
 IMAGE = os.environ.get("CATSDOGS_KFP_IMAGE")
 TIMINGS_OUT = os.environ.get("CATSDOGS_KFP_TIMINGS")
 SERVE_TIMEOUT_S = 180
+KILL_AFTER = r"\] epoch 1/"
+"""The Trainers' progress line at the end of the first epoch (components/training/common.py)."""
 
 
 @dataclasses.dataclass
@@ -67,9 +69,12 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
     arguments = dict(defaults, vgg16_eval_config=_without_accuracy_floor(defaults["vgg16_eval_config"]))
     # The work folder is mounted at the same path into every container, as the
     # bucket and the PVCs reach every pod: data, outputs and the serving folder.
-    backend = kfp_backend.Backend(kfp_backend.DockerTaskRunner(work), os.path.join(work, "backend"))
+    # Argo's waits between attempts are skipped; nothing asserted depends on them.
+    backend = kfp_backend.Backend(kfp_backend.DockerTaskRunner(work), os.path.join(work, "backend"),
+                                  wait_backoff=False)
     started = time.monotonic()
-    result = backend.run(package, arguments)
+    # A lost pod: the scratch Trainer's container is killed once, after its first epoch.
+    result = backend.run(package, arguments, faults={"Trainer_scratch": kfp_backend.KillOnce(KILL_AFTER)})
     run = PipelineRun(work, serving_model_dir, package, kubeflow_package.load_package(package).pipeline_spec,
                       result, time.monotonic() - started)
     _record_timings(run)
@@ -92,7 +97,7 @@ def _without_accuracy_floor(eval_config_json: str) -> str:
 def _record_timings(run: PipelineRun) -> None:
     timings = {"image": IMAGE, "total_seconds": round(run.seconds, 1),
                "tasks": [{"task": r.task, "exit_code": r.exit_code, "seconds": round(r.seconds, 1),
-                          "cached": r.cached} for r in run.runs]}
+                          "cached": r.cached, "attempts": list(r.attempts)} for r in run.runs]}
     print(json.dumps(timings, indent=1))
     if TIMINGS_OUT:
         with open(TIMINGS_OUT, "w") as f:
@@ -105,6 +110,14 @@ def test_every_task_ran_in_a_container_and_succeeded(pipeline_run):
     assert len(tasks) == 18  # the pipeline's 17 components and DataFingerprint
     assert set(ran) == tasks, tasks ^ set(ran)
     assert all(code == 0 for code in ran.values()), ran
+
+
+def test_a_killed_trainer_is_retried_by_its_compiled_policy(pipeline_run):
+    trainer = pipeline_run.run.task("Trainer_scratch")
+    policy = pipeline_run.spec["root"]["dag"]["tasks"]["Trainer_scratch"]["retryPolicy"]
+    assert policy["maxRetryCount"] >= 1
+    assert trainer.attempts == (137, 0)  # SIGKILL, then the retry that finished
+    assert all(t.attempts == (0,) for t in pipeline_run.runs if t.task != "Trainer_scratch" and not t.cached)
 
 
 def test_tasks_got_the_open_source_backends_executor_input(pipeline_run):
@@ -188,3 +201,35 @@ def test_pushed_model_answers_over_grpc_through_catsdogs_serve(pipeline_run):
     for prediction in result.predictions:
         assert prediction.class_name in ("cats", "dogs")
         assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_kfp_ui_metrics_of_both_models_are_the_evaluators(pipeline_run):
+    """system.Metrics and system.ClassificationMetrics as the launcher stores them
+    in MLMD (lists and structs wrapped as {"list"} / {"struct"}), which is where
+    and how KFP's UI reads them (MetricsVisualizations.tsx), equal to TFMA's output."""
+    from components import contract
+    from components.evaluation import decision, eval_config, tfma_results
+
+    for model in ("scratch", "vgg16"):
+        outputs = pipeline_run.run.output_artifacts[f"EvaluationReport_{model}"]
+        scalars, drawn = outputs["metrics"], outputs["classification_metrics"]
+        assert (scalars["type"], drawn["type"]) == ("system.Metrics", "system.ClassificationMetrics")
+        evaluation = pipeline_run.run.output_uri(f"Evaluator_{model}", "evaluation")
+        overall = tfma_results.load_tfma_metrics(evaluation, contract.CATS_VS_DOGS_CLASSES)["overall"]
+        numbers = {key: value["double_value"] for key, value in scalars["custom_properties"].items()
+                   if "double_value" in value}
+        assert numbers["accuracy"] == pytest.approx(overall.get("binary_accuracy"))
+        assert numbers["auc"] == pytest.approx(overall.get("auc"))
+        assert numbers["example_count"] == 40
+        verdict = decision.read_decision(pipeline_run.run.output_uri(f"Evaluator_{model}", "blessing"))
+        assert numbers["blessed"] == float(verdict.blessed)
+        assert "display_name" in scalars["custom_properties"] and "display_name" in drawn["custom_properties"]
+
+        matrix = drawn["custom_properties"]["confusionMatrix"]["struct_value"]["struct"]
+        confusion = overall.confusion["candidate"]
+        assert [spec["displayName"] for spec in matrix["annotationSpecs"]] == list(contract.CATS_VS_DOGS_CLASSES)
+        assert [row["row"] for row in matrix["rows"]] == [[confusion["tn"], confusion["fp"]],
+                                                          [confusion["fn"], confusion["tp"]]]
+        roc = drawn["custom_properties"]["confidenceMetrics"]["struct_value"]["list"]
+        assert len(roc) >= eval_config.ROC_THRESHOLDS
+        assert all(set(point) == {"confidenceThreshold", "recall", "falsePositiveRate"} for point in roc)

@@ -199,6 +199,21 @@ def test_data_fingerprint_feeds_image_example_gen_and_is_never_cached(default_co
     assert kubeflow_cache.FINGERPRINT_INPUT not in inputs_spec["parameters"]
 
 
+def test_every_task_has_a_retry_policy_trainers_the_longer_one(default_compiled, tmp_path):
+    config, _, compiled = default_compiled
+    for task_name, task in compiled.pipeline_spec.root.dag.tasks.items():
+        expected = config.trainer_retry if task_name in config.trainer_ids else config.task_retry
+        assert task.retry_policy == expected.as_proto(), task_name
+    assert config.trainer_retry.max_retries > config.task_retry.max_retries >= 1
+    assert "retries: Trainers: 3 retries" in kubeflow_runner.describe(compiled)
+
+    path = str(tmp_path / "no-retries.yaml")
+    assert cli.main(["compile", "--output", path, "--trainer-retries", "5", "--task-retries", "0"]) == 0
+    tasks = _documents(path)[0]["root"]["dag"]["tasks"]
+    assert tasks["Trainer_scratch"]["retryPolicy"]["maxRetryCount"] == 5
+    assert "retryPolicy" not in tasks["Transform"]
+
+
 def test_pipeline_root_becomes_the_packages_default_pipeline_root(tmp_path, capsys):
     path = str(tmp_path / "rooted.yaml")
     assert cli.main(["compile", "--output", path, "--pipeline-root", "gs://bucket/runs"]) == 0
@@ -360,8 +375,8 @@ def test_every_artifact_type_imports_as_tfx_container_entrypoint_resolves_it(def
         titles.add(title)
         if not title.startswith("tfx."):  # custom types: the title is the MLMD type name
             assert artifact_class.TYPE_NAME == title, (component_name, name)
-    # The pages keep the type KFP's UI renders as HTML.
-    assert "system.HTML" in titles
+    # The pages and metrics keep the types KFP's UI renders as HTML, scalars and plots.
+    assert {"system.HTML", "system.Metrics", "system.ClassificationMetrics"} <= titles
 
 
 def test_compile_quick_makes_the_run_local_quick_budgets_the_defaults(tmp_path):

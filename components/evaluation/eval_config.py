@@ -24,6 +24,8 @@ TOP_K = 3
 ACCURACY_CLASS_NAMES = {"BinaryAccuracy": ACCURACY_METRIC,
                         "SparseCategoricalAccuracy": MULTICLASS_ACCURACY_METRIC}
 """The metric each kind of config gates blessing on: TFMA class name -> metric name."""
+ROC_THRESHOLDS = 100
+"""Thresholds of TFMA's ConfusionMatrixPlot, the ROC curve the KFP UI draws."""
 MULTICLASS_CONFUSION = "MultiClassConfusionMatrixAtThresholds"
 ARGMAX_THRESHOLD = 0.0
 """Multi-class confusion matrix threshold: every image counts as its top class."""
@@ -71,6 +73,7 @@ def build_eval_config(thresholds: BlessingThresholds, n_classes: int = 2) -> con
         _metric("MeanPrediction"),
         _metric("ConfusionMatrixAtThresholds", "{" + confusion + "}"),
         _metric("CalibrationPlot"),
+        _metric("ConfusionMatrixPlot", f'{{"num_thresholds": {ROC_THRESHOLDS}}}'),
     ]
     return _eval_config(contract.POSITIVE_PROBABILITY_KEY, metrics)
 

@@ -1,4 +1,5 @@
-"""EvaluationReport: one self-contained HTML page per evaluated model version.
+"""EvaluationReport: one self-contained HTML page per evaluated model version,
+and the same evaluation as the metrics the KFP UI draws (ui_metrics.py).
 
 This component gathers the page's inputs (TFMA's metrics and thresholds,
 tfma_results.py; the blessing decision and the baseline; the test images
@@ -20,7 +21,7 @@ from tfx.utils import path_utils
 from components import contract, html_artifact
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
-from components.evaluation import served_scores, tfma_results
+from components.evaluation import served_scores, tfma_results, ui_metrics
 from components.evaluation.report_page import ReportInputs, render_html
 from components.formats import examples as examples_format
 
@@ -64,11 +65,14 @@ def EvaluationReport(
         baseline_model: InputArtifact[standard_artifacts.Model],
         examples: InputArtifact[standard_artifacts.Examples],
         report: OutputArtifact[html_artifact.HtmlPage],
+        metrics: OutputArtifact[ui_metrics.Metrics],
+        classification_metrics: OutputArtifact[ui_metrics.ClassificationMetrics],
         model_name: Parameter[str],
         num_worst_images: Parameter[int] = 10,
 ) -> None:
-    """Writes the HTML page as the report artifact."""
-    page, _ = build_report(
+    """Writes the HTML page as the report artifact; the scalars, the confusion
+    matrix and the ROC curve as the metrics artifacts."""
+    page, inputs = build_report(
         model_dir=path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
         evaluation_uri=evaluation.uri, blessing_uri=model_blessing.uri, baseline_uri=baseline_model.uri,
         examples=examples, model_name=model_name, num_worst_images=num_worst_images)
@@ -77,3 +81,8 @@ def EvaluationReport(
     report.set_string_custom_property("display_name", f"evaluation of {model_name}")
     report.set_string_custom_property(MODEL_NAME_PROPERTY, model_name)
     logging.info("Evaluation report for %s: %s", model_name, path)
+    ui_metrics.record(
+        metrics, classification_metrics, model_name,
+        ui_metrics.scalar_metrics(inputs.slices, inputs.accuracy_metric, inputs.thresholds, inputs.decision),
+        ui_metrics.confusion_matrix(inputs.slices["overall"], inputs.class_names),
+        ui_metrics.confidence_metrics(evaluation.uri))

@@ -7,7 +7,11 @@ that `system.HTML` is both:
 - an importable `module.Class` path: TFX's KFP v2 container entrypoint
   (kubeflow_v2_entrypoint_utils._retrieve_class_path) imports every custom
   artifact type by its schema title before it runs an executor.
+
+Likewise `system.Metrics` and `system.ClassificationMetrics`, which the UI
+draws as scalar metrics, a confusion matrix and a ROC curve.
 """
+from components.evaluation.ui_metrics import ClassificationMetrics, Metrics
 from components.html_artifact import HtmlPage as HTML
 
-__all__ = ["HTML"]
+__all__ = ["HTML", "Metrics", "ClassificationMetrics"]
