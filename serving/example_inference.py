@@ -8,7 +8,7 @@ Without --enable_signature_method_name_check any signature of the right
 shape answers (TF2 exports all carry the predict method name); with it, the
 signature's method must be classify / regress.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List
 
 import grpc
 import numpy as np
@@ -63,8 +63,8 @@ def _signature(servable: Servable, signature_name: str):
     return name, signature_def
 
 
-def classification_tensors(signature_def, options: RequestOptions) -> Tuple[str, List[str]]:
-    """PreProcessClassification: (input tensor name, output tensor names)."""
+def classification_outputs(signature_def, options: RequestOptions) -> List[str]:
+    """PreProcessClassification: the output aliases to fetch."""
     if options.method_name_check and signature_def.method_name != CLASSIFY_METHOD:
         raise invalid_argument(f"Expected classification signature method_name to be {CLASSIFY_METHOD}. "
                                f"Was: {signature_def.method_name}")
@@ -74,17 +74,16 @@ def classification_tensors(signature_def, options: RequestOptions) -> Tuple[str,
         raise invalid_argument(f"Expected one or two output Tensors, found {len(signature_def.outputs)}")
     if CLASSIFY_INPUTS not in signature_def.inputs:
         raise invalid_argument(f"No classification inputs found in SignatureDef: {_debug(signature_def)}")
-    outputs = [signature_def.outputs[key].name for key in (CLASSIFY_OUTPUT_CLASSES, CLASSIFY_OUTPUT_SCORES)
-               if key in signature_def.outputs]
+    outputs = [key for key in (CLASSIFY_OUTPUT_CLASSES, CLASSIFY_OUTPUT_SCORES) if key in signature_def.outputs]
     if not outputs:
         raise invalid_argument(
             f'Expected classification signature outputs to contain at least one of "{CLASSIFY_OUTPUT_CLASSES}" '
             f'or "{CLASSIFY_OUTPUT_SCORES}". Signature was: {_debug(signature_def)}')
-    return signature_def.inputs[CLASSIFY_INPUTS].name, outputs
+    return outputs
 
 
-def regression_tensors(signature_def, options: RequestOptions) -> Tuple[str, List[str]]:
-    """PreProcessRegression: (input tensor name, output tensor names)."""
+def regression_outputs(signature_def, options: RequestOptions) -> List[str]:
+    """PreProcessRegression: the output aliases to fetch."""
     if options.method_name_check and signature_def.method_name != REGRESS_METHOD:
         raise invalid_argument(f"Expected regression signature method_name to be {REGRESS_METHOD}. "
                                f"Was: {signature_def.method_name}")
@@ -96,7 +95,7 @@ def regression_tensors(signature_def, options: RequestOptions) -> Tuple[str, Lis
         raise invalid_argument(f"No regression inputs found in SignatureDef: {_debug(signature_def)}")
     if REGRESS_OUTPUTS not in signature_def.outputs:
         raise invalid_argument(f"No regression outputs found in SignatureDef: {_debug(signature_def)}")
-    return signature_def.inputs[REGRESS_INPUTS].name, [signature_def.outputs[REGRESS_OUTPUTS].name]
+    return [REGRESS_OUTPUTS]
 
 
 def _shape_text(array: np.ndarray) -> str:
@@ -124,10 +123,10 @@ def classification_result(signature_def, count: int, results: Dict[str, np.ndarr
     """PostProcessClassificationResult."""
     classes = scores = None
     if CLASSIFY_OUTPUT_CLASSES in signature_def.outputs:
-        classes = results[signature_def.outputs[CLASSIFY_OUTPUT_CLASSES].name]
+        classes = results[CLASSIFY_OUTPUT_CLASSES]
         classes = _checked_matrix(classes, "classes", "DT_STRING", classes.dtype == object, count)
     if CLASSIFY_OUTPUT_SCORES in signature_def.outputs:
-        scores = results[signature_def.outputs[CLASSIFY_OUTPUT_SCORES].name]
+        scores = results[CLASSIFY_OUTPUT_SCORES]
         scores = _checked_matrix(scores, "scores", "DT_FLOAT", scores.dtype == np.float32, count)
     if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
         raise invalid_argument(f"Tensors class and score should match in dim_size(1). "
@@ -146,7 +145,7 @@ def classification_result(signature_def, count: int, results: Dict[str, np.ndarr
 def regression_result(signature_def, count: int, results: Dict[str, np.ndarray],
                       result: regression_pb2.RegressionResult) -> None:
     """PostProcessRegressionResult."""
-    output = results[signature_def.outputs[REGRESS_OUTPUTS].name]
+    output = results[REGRESS_OUTPUTS]
     if not (output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1)):
         raise invalid_argument("Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
                                f"but got {_shape_text(output)}")
@@ -158,14 +157,11 @@ def regression_result(signature_def, count: int, results: Dict[str, np.ndarray],
         result.regressions.add(value=float(value))
 
 
-def _run(servable: Servable, model_input, input_names: Sequence[str], fetches: Sequence[str],
-         options: RequestOptions) -> Tuple[int, Dict[str, np.ndarray]]:
-    """PerformOneShotTensorComputation: one examples tensor fed to every input."""
+def _examples(model_input, options: RequestOptions) -> np.ndarray:
+    """InputToSerializedExampleTensor, after this server's image checks."""
     examples = serialized_examples(model_input)
     input_checks.check_examples(CLASSIFY_INPUTS, examples, options.max_image_pixels)
-    array = np.array(examples, dtype=object)
-    return len(examples), servable.run({name: array for name in input_names}, list(dict.fromkeys(fetches)),
-                                       options.timeout_ms)
+    return np.array(examples, dtype=object)
 
 
 def _fill_model_spec(model_spec, name: str, signature_name: str, version: int) -> None:
@@ -177,22 +173,24 @@ def _fill_model_spec(model_spec, name: str, signature_name: str, version: int) -
 def classify(servable: Servable, request: classification_pb2.ClassificationRequest,
              options: RequestOptions) -> classification_pb2.ClassificationResponse:
     signature_name, signature_def = _signature(servable, request.model_spec.signature_name)
-    input_name, fetches = classification_tensors(signature_def, options)
-    count, results = _run(servable, request.input, [input_name], fetches, options)
+    outputs = classification_outputs(signature_def, options)
+    examples = _examples(request.input, options)
+    results = servable.run(signature_name, {CLASSIFY_INPUTS: examples}, outputs)
     response = classification_pb2.ClassificationResponse()
     _fill_model_spec(response.model_spec, request.model_spec.name, signature_name, servable.version)
-    classification_result(signature_def, count, results, response.result)
+    classification_result(signature_def, len(examples), results, response.result)
     return response
 
 
 def regress(servable: Servable, request: regression_pb2.RegressionRequest,
             options: RequestOptions) -> regression_pb2.RegressionResponse:
     signature_name, signature_def = _signature(servable, request.model_spec.signature_name)
-    input_name, fetches = regression_tensors(signature_def, options)
-    count, results = _run(servable, request.input, [input_name], fetches, options)
+    outputs = regression_outputs(signature_def, options)
+    examples = _examples(request.input, options)
+    results = servable.run(signature_name, {REGRESS_INPUTS: examples}, outputs)
     response = regression_pb2.RegressionResponse()
     _fill_model_spec(response.model_spec, request.model_spec.name, signature_name, servable.version)
-    regression_result(signature_def, count, results, response.result)
+    regression_result(signature_def, len(examples), results, response.result)
     return response
 
 
@@ -209,9 +207,10 @@ def check_multi_inference_tasks(request: inference_pb2.MultiInferenceRequest) ->
 
 def multi_inference(servable: Servable, request: inference_pb2.MultiInferenceRequest,
                     options: RequestOptions) -> inference_pb2.MultiInferenceResponse:
-    """Several classify / regress signatures of one model on the same examples, one run."""
+    """Several classify / regress signatures of one model on the same examples.
+    TF Serving runs them in one session call; here each signature runs once."""
     check_multi_inference_tasks(request)
-    seen, input_names, fetches, plan = set(), [], [], []
+    seen, plan = set(), []
     for task in request.tasks:
         signature_name = task.model_spec.signature_name or DEFAULT_SIGNATURE
         if signature_name in seen:
@@ -221,22 +220,21 @@ def multi_inference(servable: Servable, request: inference_pb2.MultiInferenceReq
         if signature_def is None:
             raise invalid_argument(f"Requested signature not found in model graph: {signature_name}")
         if task.method_name == CLASSIFY_METHOD:
-            input_name, outputs = classification_tensors(signature_def, options)
+            outputs = classification_outputs(signature_def, options)
         elif task.method_name == REGRESS_METHOD:
-            input_name, outputs = regression_tensors(signature_def, options)
+            outputs = regression_outputs(signature_def, options)
         else:
             raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
                                f"Unsupported signature method_name: {task.method_name}")
-        input_names.append(input_name)
-        fetches += outputs
-        plan.append((task, signature_def))
-    count, results = _run(servable, request.input, list(dict.fromkeys(input_names)), fetches, options)
+        plan.append((task, signature_name, signature_def, outputs))
+    examples = _examples(request.input, options)
     response = inference_pb2.MultiInferenceResponse()
-    for task, signature_def in plan:
+    for task, signature_name, signature_def, outputs in plan:
+        results = servable.run(signature_name, {CLASSIFY_INPUTS: examples}, outputs)
         entry = response.results.add()
         if task.method_name == CLASSIFY_METHOD:
-            classification_result(signature_def, count, results, entry.classification_result)
+            classification_result(signature_def, len(examples), results, entry.classification_result)
         else:
-            regression_result(signature_def, count, results, entry.regression_result)
+            regression_result(signature_def, len(examples), results, entry.regression_result)
         _fill_model_spec(entry.model_spec, task.model_spec.name, task.model_spec.signature_name, servable.version)
     return response

@@ -375,7 +375,9 @@ def _scalar_text(value, string_as_bytes: bool) -> str:
     return str(int(value))
 
 
-def _values_text(array: np.ndarray, string_as_bytes: bool) -> str:
+def _values_text(array, string_as_bytes: bool) -> str:
+    if not isinstance(array, np.ndarray):  # one element of an array
+        return _scalar_text(array, string_as_bytes)
     if array.ndim == 0:
         return _scalar_text(array[()], string_as_bytes)
     return "[" + ", ".join(_values_text(row, string_as_bytes) for row in array) + "]"

@@ -74,6 +74,7 @@ def check_config(config: ModelServerConfig, current: ModelServerConfig) -> None:
         if model_config.name in names:
             raise invalid_argument(f"Illegal to list model {model_config.name} multiple times in config list")
         names.add(model_config.name)
+    for model_config in config.model_config_list.config:
         if _is_relative(model_config.base_path):
             raise invalid_argument(f"Expected model {model_config.name} to have an absolute path or URI; "
                                    f"got base_path()={model_config.base_path}")

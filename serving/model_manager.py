@@ -20,7 +20,6 @@ import threading
 from typing import Dict, List, Optional, Set, Tuple
 
 import grpc
-from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from components.formats import versions as version_folders
@@ -57,7 +56,6 @@ class ManagerOptions:
     enable_model_warmup: bool = True
     warmup_iterations: int = 1
     saved_model_tags: Tuple[str, ...] = (SERVE_TAG,)
-    session_config: Optional[config_pb2.ConfigProto] = None
     allow_version_labels_for_unavailable_models: bool = False
     request_options: RequestOptions = RequestOptions()
 
@@ -93,6 +91,22 @@ def folder_state(path: str) -> Tuple:
                 continue
             state.append((os.path.relpath(file_path, path), info.st_size, info.st_mtime_ns))
     return tuple(sorted(state))
+
+
+def no_version_message(name: str, base_path: str) -> str:
+    """TF Serving's words for a base path without versions, and what was given instead."""
+    if not os.path.isdir(base_path):
+        return f"Could not find base path {base_path} for servable {name}"
+    message = (f"No versions of servable {name} found under base path {base_path}. Did you forget to name "
+               "your leaf directory as a number (eg. '/1/')?")
+    if has_saved_model(base_path):
+        return (f"{message} Here it is one version's SavedModel: the base path is the folder of the model's "
+                f"version folders ({os.path.dirname(base_path)}).")
+    models = sorted(name for name in os.listdir(base_path) if list_versions(os.path.join(base_path, name)))
+    if models:
+        return (f"{message} Here it holds model folders ({', '.join(models[:5])}): give one of them as the "
+                "base path, or list them in a --model_config_file.")
+    return message
 
 
 class _Model:
@@ -163,19 +177,22 @@ class ModelManager:
         return new
 
     def _wait_until_available(self, names: List[str]) -> None:
-        """WaitUntilModelsAvailable: each model's latest version AVAILABLE, or
-        an error naming those that ended without one. Waits for as long as a
-        model has no version on disk, as TF Serving does."""
+        """WaitUntilModelsAvailable: each model's aspired versions loaded (or
+        failed) with one AVAILABLE, or an error naming the models that ended
+        without one. Waits for as long as a model has no version on disk, as
+        TF Serving does."""
         failed = []
         with self._lock:
             for name in names:
                 while not self._stop.is_set():
                     model = self._models.get(name)
-                    if model is None or model.available():
+                    if model is None:
+                        break
+                    loading = [r for r in model.versions.values() if r.state in (State.START, State.LOADING)]
+                    if model.available() and not loading:
                         break
                     errors = [r for r in model.versions.values() if r.state == State.END and r.error]
-                    loading = [r for r in model.versions.values() if r.state in (State.START, State.LOADING)]
-                    if errors and not loading:
+                    if errors and not loading and not model.available():
                         failed.append((name, max(errors, key=lambda r: r.version)))
                         break
                     self._changed.wait(0.5)
@@ -238,10 +255,9 @@ class ModelManager:
         on_disk = list_versions(model.config.base_path)
         wanted = aspired_versions(model.config, sorted(on_disk))
         if not wanted and not model.warned_no_versions:
-            log.warning("No versions of servable %s found under base path %s. Did you forget to name your "
-                        "leaf directory as a number (eg. '/1/')?", model.config.name, model.config.base_path)
+            log.warning("%s", no_version_message(model.config.name, model.config.base_path))
         model.warned_no_versions = not wanted
-        for version in wanted:
+        for version in reversed(wanted):  # the newest first, as TF Serving's policy loads them
             record = model.versions.get(version)
             if record is None or record.path != on_disk[version] and record.state != State.AVAILABLE:
                 record = VersionRecord(version, on_disk[version])
@@ -298,10 +314,9 @@ class ModelManager:
             return
 
     def _load_servable(self, name: str, version: int, path: str) -> Servable:
-        servable = Servable.load(name, version, path, self._options.saved_model_tags,
-                                 self._options.session_config)
+        servable = Servable.load(name, version, path, self._options.saved_model_tags)
         if self._options.batching is not None:
-            servable.runner = Batcher(servable.run_session, self._options.batching)
+            servable.runner = Batcher(servable.run_signature, self._options.batching)
         if self._options.enable_model_warmup:
             try:
                 replayed = warmup.replay(servable, warmup.read_warmup_logs(path), self._options.request_options,

@@ -1,8 +1,8 @@
 """PredictionService.Predict on one servable, by TF Serving's rules
-(tensorflow_serving/servables/tensorflow/predict_util.cc): the signature's
-inputs fed by tensor name with the request's tensors as they are (shapes are
-the graph's business), defaults for inputs left out, the output filter, and
-the outputs in typed proto fields.
+(tensorflow_serving/servables/tensorflow/predict_util.cc): the request's
+tensors fed as they are (shapes are the graph's business), the signature's
+defaults for inputs left out, the output filter, and the outputs in typed
+proto fields.
 """
 from typing import Dict
 
@@ -93,13 +93,11 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest,
     inputs = _input_arrays(signature_def, request)
     aliases = _output_aliases(signature_def, request)
     input_checks.check_contract_inputs(inputs, options.max_image_pixels)
-    feeds = {signature_def.inputs[alias].name: array for alias, array in inputs.items()}
-    fetches = [signature_def.outputs[alias].name for alias in aliases]
-    results = servable.run(feeds, fetches, options.timeout_ms)
+    results = servable.run(signature_name, inputs, aliases)
     response = predict_pb2.PredictResponse()
     response.model_spec.name = request.model_spec.name
     response.model_spec.signature_name = signature_name
     response.model_spec.version.value = servable.version
-    for alias, tensor_name in zip(aliases, fetches):
-        response.outputs[alias].CopyFrom(tensor_protos.to_proto(results[tensor_name], options.tensor_content))
+    for alias in aliases:
+        response.outputs[alias].CopyFrom(tensor_protos.to_proto(results[alias], options.tensor_content))
     return response

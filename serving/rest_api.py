@@ -12,8 +12,10 @@ JSON rules and messages: serving/json_tensors.py.
 """
 import re
 import urllib.parse
+from concurrent import futures
 from typing import Optional, Tuple
 
+import grpc
 from google.protobuf import json_format
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -78,12 +80,26 @@ class RestApi:
     """Answers one HTTP request: the `Handler` of serving/http_server.py."""
 
     def __init__(self, manager: ModelManager, metrics: Metrics, options: RequestOptions,
-                 prometheus_path: Optional[str] = None, cors: bool = False):
+                 prometheus_path: Optional[str] = None, cors: bool = False, workers: int = 16):
         self.manager = manager
         self.metrics = metrics
         self.options = options
         self.prometheus_path = prometheus_path
         self.cors = cors
+        # --rest_api_timeout_in_ms: the answer is DEADLINE_EXCEEDED once it
+        # passes (the model run itself finishes in the background).
+        self._runs = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest-run")
+
+    def close(self) -> None:
+        self._runs.shutdown(wait=True)
+
+    def _within_deadline(self, work) -> str:
+        if not self.options.timeout_ms:
+            return work()
+        try:
+            return self._runs.submit(work).result(timeout=self.options.timeout_ms / 1000)
+        except futures.TimeoutError:
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
 
     def __call__(self, method: str, path: str, body: bytes) -> HttpAnswer:
         if self.prometheus_path and path == self.prometheus_path:
@@ -96,7 +112,7 @@ class RestApi:
         api, model_name, work = self._route(method, path, body)
         with self.metrics.track(api, model_name, REST_ENTRYPOINT) as outcome:
             try:
-                return HttpAnswer(200, work(), headers=headers)
+                return HttpAnswer(200, self._within_deadline(work), headers=headers)
             except ServingError as error:
                 outcome.code = error.code
                 return HttpAnswer(error.http_status, json_tensors.error_text(error.message), headers=headers)

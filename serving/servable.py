@@ -1,11 +1,15 @@
-"""One loaded version of one model, loaded the way TF Serving loads it: the
-SavedModel's MetaGraph (by --saved_model_tags) in a TensorFlow session, run
-by the tensor names its SignatureDefs give
-(tensorflow_serving/servables/tensorflow/saved_model_bundle_factory.cc).
+"""One loaded version of one model: the SavedModel's MetaGraph chosen by
+--saved_model_tags, its SignatureDefs as saved_model.pb holds them, and its
+signature functions.
 
-Running the graph by tensor names, not through TF2's typed functions, keeps
-TF Serving's tolerance: a tensor whose shape the signature does not declare
-is handed to the graph, which answers or fails with its own error.
+TF Serving feeds a signature's tensors by name to a session
+(tensorflow_serving/servables/tensorflow/predict_util.cc): the shapes a
+signature declares are not checked, the graph answers or fails with its own
+error. TF2's typed signature functions would refuse a tensor whose shape
+differs from the declared one, so they are called here on their flat
+arguments, which skips that check and keeps TF Serving's tolerance. Inputs
+go in by alias, sorted: the flat order of a signature function's arguments
+(TF2 signatures take keyword arguments; TF1 graphs are wrapped likewise).
 """
 import dataclasses
 import os
@@ -15,8 +19,7 @@ from typing import Callable, Dict, Optional, Sequence
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
-from tensorflow.python.client import pywrap_tf_session
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving.errors import ServingError, invalid_argument
@@ -33,9 +36,8 @@ _TF_MESSAGE_DECORATIONS = re.compile(
     r"<stack traces unavailable>|\{\{.*?\}\}|\[\[.*?\]\]|\[Op:[^\]]*\]", re.DOTALL)
 _MAX_MESSAGE_CHARS = 400
 
-# Runs the session: feeds (tensor name -> array) and fetches (tensor names) ->
-# tensor name -> array; the deadline in milliseconds, or None.
-SessionRunner = Callable[[Dict[str, np.ndarray], Sequence[str], Optional[int]], Dict[str, np.ndarray]]
+# Runs one signature: (signature name, alias -> array, output aliases) -> alias -> array.
+SignatureRunner = Callable[[str, Dict[str, np.ndarray], Sequence[str]], Dict[str, np.ndarray]]
 
 
 def one_line_message(message: str) -> str:
@@ -45,65 +47,54 @@ def one_line_message(message: str) -> str:
     return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "..."
 
 
-def session_config(intra_op_threads: int = 0, inter_op_threads: int = 0, gpu_memory_fraction: float = 0.0,
-                   base: Optional[config_pb2.ConfigProto] = None) -> config_pb2.ConfigProto:
-    """TF Serving's session config: the file's ConfigProto, then the thread and
-    GPU flags over it (tensorflow_serving/model_servers/server.cc)."""
-    config = config_pb2.ConfigProto()
-    if base is not None:
-        config.CopyFrom(base)
-    if intra_op_threads or inter_op_threads:
-        config.intra_op_parallelism_threads = intra_op_threads
-        config.inter_op_parallelism_threads = inter_op_threads
-    config.gpu_options.per_process_gpu_memory_fraction = gpu_memory_fraction
-    return config
+def read_signature_defs(saved_model_dir: str, tags: Sequence[str] = (SERVE_TAG,)
+                        ) -> Dict[str, meta_graph_pb2.SignatureDef]:
+    """The SignatureDefs of the MetaGraph with exactly these tags, every one
+    (TF Serving's metadata lists TF2's __saved_model_init_op too)."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, SAVED_MODEL_FILE), "rb") as model_file:
+        saved_model.ParseFromString(model_file.read())
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == set(tags):
+            return dict(meta_graph.signature_def)
+    raise ValueError(f"{saved_model_dir}: no MetaGraph tagged {{{', '.join(tags)}}}")
+
+
+def has_saved_model(version_dir: str) -> bool:
+    return os.path.isfile(os.path.join(version_dir, SAVED_MODEL_FILE))
 
 
 @dataclasses.dataclass
 class Servable:
-    """A loaded model version. `runner` runs the session; server-side
+    """A loaded model version. `runner` runs a signature; server-side
     batching replaces it with a batching runner."""
     name: str
     version: int
     path: str
     signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
-    session: object
-    runner: Optional[SessionRunner] = None
+    loaded: object
+    runner: Optional[SignatureRunner] = None
 
     @classmethod
-    def load(cls, name: str, version: int, path: str, tags: Sequence[str] = (SERVE_TAG,),
-             config: Optional[config_pb2.ConfigProto] = None) -> "Servable":
-        graph = tf.Graph()
-        session = tf.compat.v1.Session(graph=graph, config=config)
-        try:
-            with graph.as_default():
-                meta_graph = tf.compat.v1.saved_model.loader.load(session, list(tags), path)
-        except Exception:
-            session.close()
-            raise
-        graph.finalize()
-        servable = cls(name, version, path, dict(meta_graph.signature_def), session)
-        servable.runner = servable.run_session
+    def load(cls, name: str, version: int, path: str, tags: Sequence[str] = (SERVE_TAG,)) -> "Servable":
+        signature_defs = read_signature_defs(path, tags)
+        loaded = tf.saved_model.load(path, tags=list(tags))
+        servable = cls(name, version, path, signature_defs, loaded)
+        servable.runner = servable.run_signature
         return servable
 
-    def run_session(self, feeds: Dict[str, np.ndarray], fetches: Sequence[str],
-                    timeout_ms: Optional[int] = None) -> Dict[str, np.ndarray]:
-        """Session::Run by tensor names (TensorFlow's own errors keep their code).
-        The feed shapes are not checked against the graph's, as in C++."""
-        graph = self.session.graph
+    def run_signature(self, signature_name: str, inputs: Dict[str, np.ndarray],
+                      output_aliases: Sequence[str]) -> Dict[str, np.ndarray]:
+        """The signature's function on these inputs; TensorFlow's errors keep their code."""
+        function = self.loaded.signatures.get(signature_name)
+        if function is None:
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f'Serving signature key "{signature_name}" cannot be run.')
+        aliases = sorted(function.structured_input_signature[1])
         try:
-            feed_outputs = {graph.get_tensor_by_name(name)._as_tf_output(): value  # pylint: disable=protected-access
-                            for name, value in feeds.items()}
-            fetch_outputs = [graph.get_tensor_by_name(name)._as_tf_output()  # pylint: disable=protected-access
-                             for name in fetches]
-        except (KeyError, ValueError) as error:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
-        options = _run_options(timeout_ms)
-        try:
-            # The Python Session.run API checks feed shapes against the graph's
-            # placeholders; TF Serving's C++ Session::Run does not, and neither does this.
-            results = self.session._call_tf_sessionrun(  # pylint: disable=protected-access
-                options, feed_outputs, fetch_outputs, [], None)
+            arguments = [tf.convert_to_tensor(inputs[alias]) for alias in aliases]
+            outputs = function._call_flat(arguments, function.captured_inputs)  # pylint: disable=protected-access
+            return {alias: outputs[alias].numpy() for alias in output_aliases}
         except tf.errors.OpError as error:
             code = _GRPC_CODE_BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
             raise ServingError(code, one_line_message(error.message)) from None
@@ -112,30 +103,15 @@ class Servable:
             # quotes request bytes, so the input is at fault.
             text = error.object.decode("utf-8", errors="backslashreplace")
             raise invalid_argument(one_line_message(text)) from None
-        finally:
-            if options is not None:
-                pywrap_tf_session.TF_DeleteBuffer(options)
-        return dict(zip(fetches, results))
+        except (TypeError, ValueError) as error:  # a value TensorFlow cannot take as a tensor
+            raise invalid_argument(one_line_message(str(error))) from None
 
-    def run(self, feeds: Dict[str, np.ndarray], fetches: Sequence[str],
-            timeout_ms: Optional[int] = None) -> Dict[str, np.ndarray]:
-        return self.runner(feeds, fetches, timeout_ms)
+    def run(self, signature_name: str, inputs: Dict[str, np.ndarray],
+            output_aliases: Sequence[str]) -> Dict[str, np.ndarray]:
+        return self.runner(signature_name, inputs, output_aliases)
 
     def signature_def_map(self) -> get_model_metadata_pb2.SignatureDefMap:
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for key, signature_def in self.signature_defs.items():
             signature_map.signature_def[key].CopyFrom(signature_def)
         return signature_map
-
-
-def _run_options(timeout_ms: Optional[int]):
-    """RunOptions with the deadline, as the C API takes them; None without one."""
-    if not timeout_ms:
-        return None
-    serialized = config_pb2.RunOptions(timeout_in_ms=timeout_ms).SerializeToString()
-    return pywrap_tf_session.TF_NewBufferFromString(serialized)
-
-
-def has_saved_model(version_dir: str) -> bool:
-    return os.path.isfile(os.path.join(version_dir, SAVED_MODEL_FILE))
-

@@ -16,7 +16,6 @@ from concurrent import futures
 from typing import List, Optional, Tuple
 
 import grpc
-from tensorflow.core.protobuf import config_pb2
 
 from serving import model_config as configs
 from serving.batching import BatchingOptions
@@ -31,7 +30,7 @@ from serving.metrics import Metrics
 from serving.model_manager import ManagerOptions, ModelManager
 from serving.request_options import RequestOptions
 from serving.rest_api import RestApi
-from serving.servable import SERVE_TAG, session_config
+from serving.servable import SERVE_TAG
 
 log = logging.getLogger(__name__)
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
@@ -64,8 +63,6 @@ class ServerOptions:
     tensorflow_session_parallelism: int = 0
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
-    tensorflow_session_config_file: str = ""
-    per_process_gpu_memory_fraction: float = 0.0
     grpc_channel_arguments: str = ""
     grpc_max_threads: int = 4 * CPU_COUNT
     use_alts_credentials: bool = False
@@ -116,9 +113,9 @@ def _server_credentials(options: ServerOptions) -> Optional[grpc.ServerCredentia
         require_client_auth=config.client_verify)
 
 
-def _session_config(options: ServerOptions) -> config_pb2.ConfigProto:
-    base = (read_text_proto(options.tensorflow_session_config_file, config_pb2.ConfigProto)
-            if options.tensorflow_session_config_file else None)
+def _apply_thread_settings(options: ServerOptions) -> None:
+    """--tensorflow_*_parallelism (server.cc): both thread pools from the
+    session flag, or each from its own; 0 leaves TensorFlow's choice."""
     intra, inter = options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
     if intra > 0 and inter > 0 and options.tensorflow_session_parallelism > 0:
         raise invalid_argument("Either configure server_options.tensorflow_session_parallelism or "
@@ -127,7 +124,16 @@ def _session_config(options: ServerOptions) -> config_pb2.ConfigProto:
                                "You cannot configure all.")
     if not (intra > 0 or inter > 0):
         intra = inter = options.tensorflow_session_parallelism
-    return session_config(intra, inter, options.per_process_gpu_memory_fraction, base)
+    if intra <= 0 and inter <= 0:
+        return
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    try:
+        if intra > 0:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter > 0:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError as error:  # TensorFlow had started already (a server in a process that ran it)
+        raise invalid_argument(f"thread settings must be made before TensorFlow starts: {error}") from None
 
 
 def _batching(options: ServerOptions) -> Optional[BatchingOptions]:
@@ -165,6 +171,7 @@ class ModelServer:
             raise invalid_argument("Both server_options.model_base_path and server_options.model_config_file "
                                    "are empty!")
         self.options = options
+        _apply_thread_settings(options)
         self.request_options = RequestOptions(
             method_name_check=options.enable_signature_method_name_check,
             tensor_content=options.enable_serialization_as_tensor_content,
@@ -177,7 +184,6 @@ class ModelServer:
             enable_model_warmup=options.enable_model_warmup,
             warmup_iterations=max(options.num_request_iterations_for_warmup, 1),
             saved_model_tags=tuple(options.saved_model_tags.split(",")),
-            session_config=_session_config(options),
             allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
             request_options=self.request_options))
         self.metrics = Metrics()
@@ -268,13 +274,15 @@ class ModelServer:
                       "HTTP/REST API. Skipped exporting HTTP/REST API.")
             return
         api = RestApi(self.manager, self.metrics, self.request_options.with_timeout(options.rest_api_timeout_in_ms),
-                      _prometheus_path(options), options.rest_api_enable_cors_support)
+                      _prometheus_path(options), options.rest_api_enable_cors_support,
+                      workers=max(options.rest_api_num_threads, 1))
         try:
             self._rest = HttpServer(api, options.host, options.rest_api_port, options.max_request_bytes,
                                     max_workers=max(options.rest_api_num_threads, 1))
         except OSError as error:
             raise OSError(f"cannot listen for REST on {options.host}:{options.rest_api_port}: "
                           f"{error.strerror or error}") from None
+        self._rest_api = api
         self.rest_port = self._rest.port
         self._rest.start()
         log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, self.rest_port)
@@ -285,6 +293,7 @@ class ModelServer:
             self._grpc.stop(grace_seconds).wait()
         if self._rest is not None:
             self._rest.stop()
+            self._rest_api.close()
         self.manager.stop()
         if self._config_poller is not None:
             self._config_poller.join()
