@@ -57,7 +57,8 @@ def _json_type(value) -> str:
 
 
 def _dtype_string(dtype: int) -> str:
-    return tf.dtypes.as_dtype(dtype).name if dtype != types_pb2.DT_STRING else "string"
+    """DataTypeString: 'float', 'int64', 'string', ..."""
+    return types_pb2.DataType.Name(dtype)[len("DT_"):].lower()
 
 
 def _is_number(value) -> bool:

@@ -64,9 +64,13 @@ def to_proto_fields(array: np.ndarray) -> tensor_pb2.TensorProto:
 
 
 def to_proto(array: np.ndarray, as_tensor_content: bool = False) -> tensor_pb2.TensorProto:
-    if not as_tensor_content:
-        return to_proto_fields(array)
-    return tf.make_tensor_proto(array)
+    """Tensor::AsProtoField, or Tensor::AsProtoTensorContent (strings keep
+    their typed field: they have no tensor_content form)."""
+    proto = to_proto_fields(array)
+    if as_tensor_content and proto.dtype != types_pb2.DT_STRING:
+        content = np.ascontiguousarray(array).tobytes()  # little-endian, as TensorFlow writes it
+        proto = tensor_pb2.TensorProto(dtype=proto.dtype, tensor_shape=proto.tensor_shape, tensor_content=content)
+    return proto
 
 
 def to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
