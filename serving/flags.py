@@ -44,6 +44,12 @@ class Flag:
     support: str
     help: str
     why: str = ""
+    # The one value a "default_only" flag takes, when it is not the default.
+    only: object = None
+
+    @property
+    def accepted(self):
+        return self.default if self.only is None else self.only
 
 
 def _flags() -> List[Flag]:
@@ -115,7 +121,7 @@ def _flags() -> List[Flag]:
         Flag("xla_gpu_compilation_enabled", bool, False, default_only, "enable XLA:CPU and XLA:GPU JIT",
              "XLA JIT is left as TensorFlow's Python runtime has it"),
         Flag("enable_profiler", bool, True, default_only, "serve TensorFlow's profiler service",
-             "the profiler service is not served; pass --enable_profiler=false"),
+             "the profiler service is not served; pass --enable_profiler=false", only=False),
         Flag("thread_pool_factory_config_file", str, "", default_only, "ThreadPoolConfig text proto",
              "custom thread-pool factories are C++ plug-ins"),
         Flag("mixed_precision", str, "", default_only, "mixed precision mode (bfloat16)",
@@ -183,7 +189,7 @@ def parse(argv: List[str]) -> Tuple[Dict[str, object], List[str]]:
         given.append(name)
     for name in given:
         flag = FLAGS_BY_NAME[name]
-        if flag.support == "default_only" and values[name] != flag.default:
+        if flag.support == "default_only" and values[name] != flag.accepted:
             raise FlagError(f"--{name}={_format(values[name])} is not supported by catsdogs serve: {flag.why}")
     return values, given
 
@@ -203,7 +209,7 @@ def usage() -> str:
     for flag in TF_SERVING_FLAGS + OWN_FLAGS:
         if flag is OWN_FLAGS[0]:
             lines += ["", "Flags of catsdogs serve only:"]
-        note = {"default_only": f" [only {_format(flag.default)!r}: {flag.why}]",
+        note = {"default_only": f" [only {_format(flag.accepted)!r}: {flag.why}]",
                 "not_applicable": f" [no effect: {flag.why}]"}.get(flag.support, "")
         lines.append(f"  --{flag.name}={_format(flag.default)}  ({flag.kind.__name__}) {flag.help}{note}")
     return "\n".join(lines)

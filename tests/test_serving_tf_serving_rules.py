@@ -256,6 +256,8 @@ def test_rest_errors_carry_tf_servings_status_and_text(served, method, path, bod
     (["--enable_batching=maybe"], "--enable_batching=maybe: expected true or false"),
     (["--prefer_tflite_model=true"], "--prefer_tflite_model=true is not supported by catsdogs serve: "
                                      "TF Lite models are not served"),
+    (["--enable_profiler=true"], "--enable_profiler=true is not supported by catsdogs serve: "
+                                 "the profiler service is not served; pass --enable_profiler=false"),
 ])
 def test_the_command_line_is_tf_servings_and_refusals_are_one_line(argv, message):
     with pytest.raises(flags.FlagError) as caught:
@@ -265,7 +267,7 @@ def test_the_command_line_is_tf_servings_and_refusals_are_one_line(argv, message
 
 def test_tf_servings_defaults_and_bare_booleans():
     values, given = flags.parse(["--enable_batching", "--model_name=m", "-model_base_path=/m",
-                                 "--flush_filesystem_caches=false"])
+                                 "--flush_filesystem_caches=false", "--enable_profiler=false"])
     assert values["enable_batching"] is True and values["model_name"] == "m" and values["model_base_path"] == "/m"
     assert (values["port"], values["rest_api_port"], values["file_system_poll_wait_seconds"],
             values["model_config_file_poll_wait_seconds"], values["enable_model_warmup"]) == (8500, 0, 1, 0, True)
@@ -313,3 +315,19 @@ def test_version_policies_pick_from_zero_padded_folders(tmp_path, model_base_pat
                           if s["state"] == "AVAILABLE") == expected, policy
         finally:
             server.stop()
+
+
+def test_the_clusters_tensorflow_model_server_args_are_tf_serving_flags():
+    """k8s runs the official image with these args; each is a TF Serving flag
+    this server also takes, none one of its own."""
+    import os
+
+    import yaml
+
+    from tests.serving_helpers import REPO_ROOT
+    with open(os.path.join(REPO_ROOT, "k8s", "base", "tf-serving", "deployment.yaml")) as manifest:
+        container = yaml.safe_load(manifest)["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["tensorflow_model_server"]
+    values, given = flags.parse(container["args"])
+    assert given and not [name for name in given if name.startswith(flags.OWN_PREFIX)]
+    assert values["model_config_file"] == "/models/models.config"
