@@ -16,6 +16,7 @@ import datetime
 import glob
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -195,7 +196,8 @@ def main(argv=None) -> int:
             model_desc = ("the book's scratch convnet (listing 5.5, 3.45 M parameters, untrained) behind the "
                           "serving contract's `image_bytes` signature (components.training.export)")
         local, remote = measure(model_dir, images, iterations)
-    command = "python -m benchmarks.serving" + (" " + " ".join(argv) if argv else "")
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m benchmarks.serving" + "".join(f" {shlex.quote(arg)}" for arg in given)
     write_results(model_desc, image_root, local, remote, command, load_before, os.getloadavg()[0])
     return 0
 

@@ -27,6 +27,7 @@ from serving.predict import CLASSIFY_METHOD, REGRESS_METHOD
 from serving.request_options import RequestOptions
 from serving.servable import DEFAULT_SIGNATURE, Servable
 
+# Classification and regression signatures both take their examples as "inputs".
 CLASSIFY_INPUTS = "inputs"
 CLASSIFY_OUTPUT_CLASSES = "classes"
 CLASSIFY_OUTPUT_SCORES = "scores"
@@ -170,28 +171,27 @@ def _fill_model_spec(model_spec, name: str, signature_name: str, version: int) -
     model_spec.version.value = version
 
 
-def classify(servable: Servable, request: classification_pb2.ClassificationRequest,
-             options: RequestOptions) -> classification_pb2.ClassificationResponse:
+def _answer(servable: Servable, request, options: RequestOptions, outputs_of, fill_result, response):
+    """One signature on the request's examples: check it, run it, fill the response."""
     signature_name, signature_def = _signature(servable, request.model_spec.signature_name)
-    outputs = classification_outputs(signature_def, options)
+    outputs = outputs_of(signature_def, options)
     examples = _examples(request.input, options)
     results = servable.run(signature_name, {CLASSIFY_INPUTS: examples}, outputs)
-    response = classification_pb2.ClassificationResponse()
     _fill_model_spec(response.model_spec, request.model_spec.name, signature_name, servable.version)
-    classification_result(signature_def, len(examples), results, response.result)
+    fill_result(signature_def, len(examples), results, response.result)
     return response
+
+
+def classify(servable: Servable, request: classification_pb2.ClassificationRequest,
+             options: RequestOptions) -> classification_pb2.ClassificationResponse:
+    return _answer(servable, request, options, classification_outputs, classification_result,
+                   classification_pb2.ClassificationResponse())
 
 
 def regress(servable: Servable, request: regression_pb2.RegressionRequest,
             options: RequestOptions) -> regression_pb2.RegressionResponse:
-    signature_name, signature_def = _signature(servable, request.model_spec.signature_name)
-    outputs = regression_outputs(signature_def, options)
-    examples = _examples(request.input, options)
-    results = servable.run(signature_name, {REGRESS_INPUTS: examples}, outputs)
-    response = regression_pb2.RegressionResponse()
-    _fill_model_spec(response.model_spec, request.model_spec.name, signature_name, servable.version)
-    regression_result(signature_def, len(examples), results, response.result)
-    return response
+    return _answer(servable, request, options, regression_outputs, regression_result,
+                   regression_pb2.RegressionResponse())
 
 
 def check_multi_inference_tasks(request: inference_pb2.MultiInferenceRequest) -> None:

@@ -21,7 +21,7 @@ from serving import model_config as configs
 from serving.batching import BatchingOptions
 from serving.config_protos import MonitoringConfig, SSLConfig, read_text_proto
 from serving.errors import ServingError, invalid_argument
-from serving.flags import CPU_COUNT
+from serving.flags import CPU_COUNT, OWN_PREFIX
 from serving.grpc_services import add_services
 from serving.health import add_health_service
 from serving.http_server import HttpServer
@@ -77,7 +77,7 @@ class ServerOptions:
 
     @classmethod
     def from_flags(cls, values: dict) -> "ServerOptions":
-        own = {name[len("catsdogs_"):]: value for name, value in values.items() if name.startswith("catsdogs_")}
+        own = {name[len(OWN_PREFIX):]: value for name, value in values.items() if name.startswith(OWN_PREFIX)}
         fields = {field.name for field in dataclasses.fields(cls)}
         return cls(**{name: value for name, value in {**values, **own}.items() if name in fields})
 
