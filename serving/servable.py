@@ -5,16 +5,17 @@ signature functions.
 TF Serving feeds a signature's tensors by name to a session
 (tensorflow_serving/servables/tensorflow/predict_util.cc): the shapes a
 signature declares are not checked, the graph answers or fails with its own
-error. TF2's typed signature functions would refuse a tensor whose shape
-differs from the declared one, so they are called here on their flat
-arguments, which skips that check and keeps TF Serving's tolerance. Inputs
-go in by alias, sorted: the flat order of a signature function's arguments
-(TF2 signatures take keyword arguments; TF1 graphs are wrapped likewise).
+error. Here a TF1 SavedModel (no object graph) is run the same way, in a
+session by tensor names. A TF2 SavedModel is loaded by its object graph
+(TF1's loader cannot restore Keras 3 variables) and its signature functions
+are called on their flat arguments, which skips their typed shape check and
+keeps TF Serving's tolerance; inputs go in by alias, sorted, the flat order
+of a signature function's keyword arguments.
 """
 import dataclasses
 import os
 import re
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
@@ -48,15 +49,16 @@ def one_line_message(message: str) -> str:
 
 
 def read_signature_defs(saved_model_dir: str, tags: Sequence[str] = (SERVE_TAG,)
-                        ) -> Dict[str, meta_graph_pb2.SignatureDef]:
+                        ) -> Tuple[Dict[str, meta_graph_pb2.SignatureDef], bool]:
     """The SignatureDefs of the MetaGraph with exactly these tags, every one
-    (TF Serving's metadata lists TF2's __saved_model_init_op too)."""
+    (TF Serving's metadata lists TF2's __saved_model_init_op too), and
+    whether it has a TF2 object graph."""
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(saved_model_dir, SAVED_MODEL_FILE), "rb") as model_file:
         saved_model.ParseFromString(model_file.read())
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == set(tags):
-            return dict(meta_graph.signature_def)
+            return dict(meta_graph.signature_def), bool(meta_graph.object_graph_def.nodes)
     raise ValueError(f"{saved_model_dir}: no MetaGraph tagged {{{', '.join(tags)}}}")
 
 
@@ -77,24 +79,46 @@ class Servable:
 
     @classmethod
     def load(cls, name: str, version: int, path: str, tags: Sequence[str] = (SERVE_TAG,)) -> "Servable":
-        signature_defs = read_signature_defs(path, tags)
-        loaded = tf.saved_model.load(path, tags=list(tags))
+        signature_defs, object_graph = read_signature_defs(path, tags)
+        if object_graph:
+            loaded = tf.saved_model.load(path, tags=list(tags))
+        else:
+            loaded = tf.compat.v1.Session(graph=tf.Graph())
+            with loaded.graph.as_default():
+                tf.compat.v1.saved_model.loader.load(loaded, list(tags), path)
         servable = cls(name, version, path, signature_defs, loaded)
         servable.runner = servable.run_signature
         return servable
 
-    def run_signature(self, signature_name: str, inputs: Dict[str, np.ndarray],
+    def _run_function(self, signature_name: str, inputs: Dict[str, np.ndarray],
                       output_aliases: Sequence[str]) -> Dict[str, np.ndarray]:
-        """The signature's function on these inputs; TensorFlow's errors keep their code."""
         function = self.loaded.signatures.get(signature_name)
         if function is None:
             raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
                                f'Serving signature key "{signature_name}" cannot be run.')
         aliases = sorted(function.structured_input_signature[1])
+        arguments = [tf.convert_to_tensor(inputs[alias]) for alias in aliases]
+        outputs = function._call_flat(arguments, function.captured_inputs)  # pylint: disable=protected-access
+        return {alias: outputs[alias].numpy() for alias in output_aliases}
+
+    def _run_session(self, signature_name: str, inputs: Dict[str, np.ndarray],
+                     output_aliases: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Session::Run by the signature's tensor names. Python's Session.run
+        would check feed shapes against the placeholders; C++ does not, nor this."""
+        signature_def, graph = self.signature_defs[signature_name], self.loaded.graph
+        feeds = {graph.get_tensor_by_name(signature_def.inputs[alias].name)._as_tf_output(): value  # pylint: disable=protected-access
+                 for alias, value in inputs.items()}
+        fetches = [graph.get_tensor_by_name(signature_def.outputs[alias].name)._as_tf_output()  # pylint: disable=protected-access
+                   for alias in output_aliases]
+        results = self.loaded._call_tf_sessionrun(None, feeds, fetches, [], None)  # pylint: disable=protected-access
+        return dict(zip(output_aliases, results))
+
+    def run_signature(self, signature_name: str, inputs: Dict[str, np.ndarray],
+                      output_aliases: Sequence[str]) -> Dict[str, np.ndarray]:
+        """The signature on these inputs; TensorFlow's errors keep their code."""
+        run = self._run_session if isinstance(self.loaded, tf.compat.v1.Session) else self._run_function
         try:
-            arguments = [tf.convert_to_tensor(inputs[alias]) for alias in aliases]
-            outputs = function._call_flat(arguments, function.captured_inputs)  # pylint: disable=protected-access
-            return {alias: outputs[alias].numpy() for alias in output_aliases}
+            return run(signature_name, inputs, output_aliases)
         except tf.errors.OpError as error:
             code = _GRPC_CODE_BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
             raise ServingError(code, one_line_message(error.message)) from None
