@@ -53,3 +53,21 @@ def export_half_plus_two(model_base_path: str) -> str:
         "serving_default": module.predict, "classify_x_to_y": module.classify,
         "regress_x_to_y": module.regress, ECHO_SIGNATURE: module.echo})
     return model_base_path
+
+
+def export_half_plus_two_tf1(model_base_path: str) -> str:
+    """The same model as a TF1 graph (placeholders, a session, SavedModelBuilder),
+    as TF Serving's own test models were exported: version 123, predict
+    signature serving_default only."""
+    v1 = tf.compat.v1
+    with tf.Graph().as_default(), v1.Session() as session:
+        x = v1.placeholder(tf.float32, [None, 1], name="x")
+        a, b = v1.Variable(0.5, name="a"), v1.Variable(2.0, name="b")
+        y = tf.add(a * x, b, name="y")
+        session.run(v1.global_variables_initializer())
+        builder = v1.saved_model.Builder(os.path.join(model_base_path, VERSION_FOLDER))
+        signature = v1.saved_model.predict_signature_def(inputs={"x": x}, outputs={"y": y})
+        builder.add_meta_graph_and_variables(session, [v1.saved_model.SERVING],
+                                             signature_def_map={"serving_default": signature})
+        builder.save()
+    return model_base_path

@@ -81,6 +81,23 @@ def test_a_shape_the_signature_does_not_declare_reaches_the_model(stub):
             response.model_spec.version.value) == (HALF_PLUS_TWO, "serving_default", VERSION)
 
 
+def test_a_tf1_graph_runs_in_a_session_with_the_same_tolerance(tmp_path):
+    from tests.half_plus_two import export_half_plus_two_tf1
+    server = _server(export_half_plus_two_tf1(str(tmp_path / HALF_PLUS_TWO)))
+    try:
+        with grpc.insecure_channel(f"{LOOPBACK}:{server.port}") as channel:
+            stub_ = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            assert list(stub_.Predict(_x_request([1]), timeout=30).outputs["y"].float_val) == [3.0]
+            request = _x_request([1])
+            request.inputs["x"].dtype = types_pb2.DT_INT64
+            request.inputs["x"].ClearField("float_val")
+            request.inputs["x"].int64_val.append(2)
+            code, details = _rpc_error(stub_.Predict, request)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT and "\n" not in details
+    finally:
+        server.stop()
+
+
 def test_tensor_content_answers_on_request(model_base_path):
     server = _server(model_base_path, enable_serialization_as_tensor_content=True)
     try:
