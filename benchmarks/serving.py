@@ -16,12 +16,17 @@ import datetime
 import glob
 import os
 import platform
+import shlex
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
+
+from benchmarks.results_file import replace_section
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO_ROOT, "benchmarks", "RESULTS-serving.md")
@@ -80,22 +85,33 @@ def in_process_call(model_dir: str):
     return call
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextlib.contextmanager
 def served(model_dir: str):
-    """`catsdogs serve` in its own process on a free loopback port, serving model_dir as version 1."""
+    """`catsdogs serve` in its own process on a free loopback port, serving
+    model_dir as version 1, with TF Serving's command line."""
     with tempfile.TemporaryDirectory() as base:
-        os.makedirs(os.path.join(base, MODEL_NAME))
-        os.symlink(os.path.abspath(model_dir), os.path.join(base, MODEL_NAME, "1"))
+        os.symlink(os.path.abspath(model_dir), os.path.join(base, "1"))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+        port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "serve", "--model-base-path", base, "--host", "127.0.0.1",
-             "--port", "0", "--rest-api-port", "-1", "--file-system-poll-wait-seconds", "0"],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            [sys.executable, "-m", "pipeline.cli", "serve", f"--port={port}", f"--model_name={MODEL_NAME}",
+             f"--model_base_path={base}", "--file_system_poll_wait_seconds=0", "--catsdogs_host=127.0.0.1"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            banner = process.stdout.readline()
-            if not banner.startswith("serving gRPC on"):
-                raise RuntimeError(f"the server did not start: {banner!r}")
-            yield int(banner.split("127.0.0.1:")[1].split(",")[0].strip())
+            # Like tensorflow_model_server, the server says on stderr when it listens.
+            for line in process.stderr:
+                if "Running gRPC ModelServer at" in line:
+                    break
+            else:
+                raise RuntimeError("the server did not start")
+            threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
+            yield port
         finally:
             process.terminate()
             process.wait(timeout=60)
@@ -130,7 +146,7 @@ def write_results(model_desc, image_root, local, remote, command, load_before, l
     b1 = remote[1]["p50_ms"] - local[1]["p50_ms"]
     b32 = remote[32]["p50_ms"] / local[32]["p50_ms"] - 1
     lines = [
-        "# Serving benchmark", "",
+        "## Latency: in-process call vs. `catsdogs serve`", "",
         f"Command: `{command}` (also run by `make bench`).",
         f"Model: {model_desc}.",
         f"Images: real JPEGs from `{os.path.relpath(image_root, REPO_ROOT)}`, raw bytes (decode and resize "
@@ -138,7 +154,7 @@ def write_results(model_desc, image_root, local, remote, command, load_before, l
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
         f"{datetime.date.today().isoformat()}; load average {load_before:.1f} before, {load_after:.1f} after "
         "(the machine is shared: figures are noisy).",
-        "Server: `catsdogs serve` in its own process on loopback, no batching; client: "
+        "Server: `catsdogs serve` in its own process on loopback (TF Serving's command line), no batching; client: "
         "`serving.client.PredictionClient`, one request at a time, alternating with the in-process call "
         "on the same batch (so that load changes hit both paths alike).", "",
         "| path | batch | p50 ms | p99 ms | images/s | requests |",
@@ -157,14 +173,14 @@ def write_results(model_desc, image_root, local, remote, command, load_before, l
         f"{'met' if b32 <= BATCH32_OVERHEAD_GOAL else 'NOT met'}.",
         "",
     ]
-    with open(RESULTS, "w") as results:
-        results.write("\n".join(lines))
+    replace_section(RESULTS, "latency-benchmark", "\n".join(lines))
     print("\n".join(lines))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", help="a SavedModel with the contract's serving_default signature")
+    parser.add_argument("--model-desc", help="what --model-dir is, for the results file")
     parser.add_argument("--iterations-b1", type=int, default=200)
     parser.add_argument("--iterations-b32", type=int, default=30)
     args = parser.parse_args(argv)
@@ -174,13 +190,14 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         if args.model_dir:
-            model_dir, model_desc = args.model_dir, f"`{args.model_dir}`"
+            model_dir, model_desc = args.model_dir, args.model_desc or f"`{args.model_dir}`"
         else:
             model_dir = export_scratch_model(os.path.join(scratch, "scratch"))
             model_desc = ("the book's scratch convnet (listing 5.5, 3.45 M parameters, untrained) behind the "
                           "serving contract's `image_bytes` signature (components.training.export)")
         local, remote = measure(model_dir, images, iterations)
-    command = "python -m benchmarks.serving" + (" " + " ".join(argv) if argv else "")
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m benchmarks.serving" + "".join(f" {shlex.quote(arg)}" for arg in given)
     write_results(model_desc, image_root, local, remote, command, load_before, os.getloadavg()[0])
     return 0
 

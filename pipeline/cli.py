@@ -2,7 +2,10 @@
 
 Each sub-command lives in its own module, which defines
 `add_arguments(parser, command)` and `run(args) -> int` (args.command is the
-sub-command's name, for modules that serve several). Modules import nothing
+sub-command's name, for modules that serve several). A module that reads a
+command line of another tool's syntax lists its sub-command in
+`PASSTHROUGH_COMMANDS`; it then gets the arguments its parser does not know
+as `args.passthrough`. Modules import nothing
 heavy at module level and are imported only when their sub-command is named,
 so building any parser (every `--help`) imports no TensorFlow or TFX.
 
@@ -62,10 +65,14 @@ def main(argv=None) -> int:
         parser.parse_args(argv[first:] or ["--help"])  # prints help or an "invalid choice" error
         return 2
     name = argv[first]
-    args = build_subcommand_parser(name).parse_args(argv[first + 1:])
+    module_name, _, loads_tensorflow = SUBCOMMANDS[name]
+    parser = build_subcommand_parser(name)
+    if name in getattr(importlib.import_module(module_name), "PASSTHROUGH_COMMANDS", ()):
+        args, args.passthrough = parser.parse_known_args(argv[first + 1:])
+    else:
+        args = parser.parse_args(argv[first + 1:])
     args.command = name
     args.verbose = args.verbose or global_args.verbose
-    module_name, _, loads_tensorflow = SUBCOMMANDS[name]
     if loads_tensorflow and not args.verbose:
         from pipeline import native_logs  # pylint: disable=import-outside-toplevel
         native_logs.quiet_tensorflow_start()

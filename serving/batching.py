@@ -1,6 +1,6 @@
 """Server-side batching of concurrent requests, as TF Serving's
---enable_batching does: requests for the same model version and signature
-wait up to batch_timeout_micros in a queue, are concatenated along the batch
+--enable_batching does: requests for the same model version, signature and
+outputs wait up to batch_timeout_micros in a queue, are concatenated along the batch
 dimension into one call of at most max_batch_size rows (padded up to the next
 allowed_batch_sizes entry when given), and each caller gets its own slice back.
 """
@@ -9,7 +9,7 @@ import dataclasses
 import threading
 import time
 from concurrent import futures
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import grpc
 import numpy as np
@@ -63,13 +63,15 @@ class BatchingOptions:
 class _Task:
     queue_key: tuple
     signature_name: str
+    outputs: tuple
     inputs: Dict[str, np.ndarray]
     size: int
     future: futures.Future
 
 
 class Batcher:
-    """Batches calls of one servable's runner; one queue per signature and row shape."""
+    """Batches calls of one servable's runner; one queue per signature,
+    outputs and row shape."""
 
     def __init__(self, runner: SignatureRunner, options: BatchingOptions):
         self._runner = runner
@@ -82,17 +84,19 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def __call__(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def __call__(self, signature_name: str, inputs: Dict[str, np.ndarray],
+                 output_aliases: Sequence[str]) -> Dict[str, np.ndarray]:
+        outputs = tuple(output_aliases)
         sizes = {array.shape[0] if array.ndim else -1 for array in inputs.values()}
         size = sizes.pop() if len(sizes) == 1 else -1
         # Requests that cannot join a batch (no common batch dimension, empty,
         # larger than a batch) run on their own, exactly as without batching.
         if size < 1 or size > self._options.max_batch_size:
-            return self._runner(signature_name, inputs)
+            return self._runner(signature_name, inputs, outputs)
         # Only requests whose rows can be concatenated share a queue.
-        queue_key = (signature_name,) + tuple(
+        queue_key = (signature_name, outputs) + tuple(
             (alias, array.shape[1:], array.dtype.str) for alias, array in sorted(inputs.items()))
-        task = _Task(queue_key, signature_name, inputs, size, futures.Future())
+        task = _Task(queue_key, signature_name, outputs, inputs, size, futures.Future())
         with self._condition:
             if self._closed:
                 run_alone = True
@@ -106,7 +110,7 @@ class Batcher:
                 queue.append(task)
                 self._condition.notify()
         if run_alone:
-            return self._runner(signature_name, inputs)
+            return self._runner(signature_name, inputs, outputs)
         return task.future.result()
 
     def close(self) -> None:
@@ -159,7 +163,7 @@ class Batcher:
                 if padding:
                     parts.append(np.repeat(parts[0][:1], padding, axis=0))
                 inputs[alias] = np.concatenate(parts, axis=0)
-            outputs = self._runner(batch[0].signature_name, inputs)
+            outputs = self._runner(batch[0].signature_name, inputs, batch[0].outputs)
             for alias, value in outputs.items():
                 if value.ndim == 0 or value.shape[0] != rows + padding:
                     raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,

@@ -1,10 +1,10 @@
 """`catsdogs serve` and `catsdogs predict`.
 
-Flags follow tensorflow_model_server's names (hyphens; the underscore
-spellings are accepted too, so k8s args carry over). Building the parsers
-imports nothing heavy (`--help` is instant): flags without a value on the
-command line parse to None and take ServerOptions'/ClientOptions' defaults
-when the sub-command runs."""
+`catsdogs serve` takes tensorflow_model_server's command line unchanged
+(serving/flags.py): `catsdogs serve --port=8500 --rest_api_port=8501
+--model_name=NAME --model_base_path=/models/NAME`, or
+`--model_config_file=.../models.config`. Building the parsers imports nothing
+heavy (`--help` is instant)."""
 import argparse
 import json
 import logging
@@ -13,51 +13,16 @@ import signal
 import sys
 import threading
 
-from components import contract
-
-
-def _flag(parser, name: str, **kwargs):
-    spellings = [f"--{name}"]
-    if "-" in name:
-        spellings.append(f"--{name.replace('-', '_')}")
-    parser.add_argument(*spellings, **kwargs)
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+PASSTHROUGH_COMMANDS = ("serve",)
+SERVE_DESCRIPTION = ("serve models with TF Serving's gRPC and REST APIs; takes tensorflow_model_server's flags, "
+                     "written --name=value")
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    _flag(parser, "model-base-path",
-          help="serving root: one model per sub-folder, versions as <name>/<int>/saved_model.pb "
-               "(with --model-config-file: the folder relative base_paths are resolved against)")
-    _flag(parser, "model-config-file", help="TF Serving models.config (ModelServerConfig text proto)")
-    _flag(parser, "port", type=int, help="gRPC port (0: any free port; default 8500)")
-    _flag(parser, "rest-api-port", type=int, help="REST port (0: any free port, -1: no REST API; default 8501)")
-    parser.add_argument("--rest-port", dest="rest_api_port", type=int, default=argparse.SUPPRESS,
-                        help=argparse.SUPPRESS)
-    _flag(parser, "host", help="interface to listen on (default 0.0.0.0)")
-    _flag(parser, "file-system-poll-wait-seconds", type=float,
-          help="seconds between scans for new model versions (0: scan once; default 1)")
-    _flag(parser, "enable-batching", nargs="?", const=True, default=False, type=_boolean,
-          help="batch concurrent requests server-side (also --enable_batching=true)")
-    _flag(parser, "batching-parameters-file", help="TF Serving BatchingParameters text proto")
-    _flag(parser, "max-request-bytes", type=int, help="larger requests get RESOURCE_EXHAUSTED (default 64 MiB)")
-    _flag(parser, "max-num-load-retries", type=int,
-          help="retries of a version that fails to load, with backoff; a version whose files change "
-               "is retried afresh (default 5)")
-    _flag(parser, "max-image-pixels", type=int,
-          help="images whose header gives more pixels (width x height) get INVALID_ARGUMENT before "
-               f"decoding (0: no limit; default {contract.DEFAULT_MAX_IMAGE_PIXELS}, as ingestion)")
-    _flag(parser, "grpc-max-threads", type=int, help="gRPC worker threads (default 16)")
-    _flag(parser, "monitoring-config-file", help="TF Serving MonitoringConfig text proto (Prometheus)")
-    _flag(parser, "ssl-config-file", help="TF Serving SSLConfig text proto (PEM contents)")
-    _flag(parser, "no-model-warmup", action="store_true",
-          help="do not replay assets.extra/tf_serving_warmup_requests at load")
+    from serving import flags  # pylint: disable=import-outside-toplevel
+    parser.description = SERVE_DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = flags.usage()
 
 
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,30 +54,33 @@ def _given(**values) -> dict:
 
 
 def _serve(args) -> int:
-    from serving.server import ModelServer, ServerOptions
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    no_rest = args.rest_api_port is not None and args.rest_api_port < 0
-    options = ServerOptions(
-        model_base_path=args.model_base_path, model_config_file=args.model_config_file,
-        enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file,
-        enable_model_warmup=not args.no_model_warmup, monitoring_config_file=args.monitoring_config_file,
-        ssl_config_file=args.ssl_config_file,
-        **({"rest_api_port": None} if no_rest else _given(rest_api_port=args.rest_api_port)),
-        **_given(host=args.host, port=args.port, file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
-                 max_request_bytes=args.max_request_bytes, grpc_max_threads=args.grpc_max_threads,
-                 max_image_pixels=args.max_image_pixels, max_num_load_retries=args.max_num_load_retries))
+    from serving import flags  # pylint: disable=import-outside-toplevel
     try:
-        server = ModelServer(options)
-    except (ValueError, OSError, RuntimeError) as error:
+        values, given = flags.parse(args.passthrough)
+    except flags.FlagError as error:
         print(f"catsdogs serve: {error}", file=sys.stderr)
+        return 2
+    if values["version"]:
+        print(flags.version_text())
+        return 0
+    from serving.errors import ServingError  # pylint: disable=import-outside-toplevel
+    from serving.server import ModelServer, ServerOptions  # pylint: disable=import-outside-toplevel
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for note in flags.not_applicable_notes(given):
+        logging.getLogger("serving").info("%s", note)
+    if values["enable_profiler"] and "enable_profiler" not in given:
+        logging.getLogger("serving").info("the profiler service is not served (TF Serving's "
+                                          "--enable_profiler is on by default)")
+    try:
+        server = ModelServer(ServerOptions.from_flags(values))
+        server.start()
+    except (ServingError, OSError, ValueError) as error:
+        message = error.message if isinstance(error, ServingError) else str(error)
+        print(f"catsdogs serve: Failed to start server. Error: {message}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    server.start()
-    # Printed (not only logged) so that scripts and tests can read the bound ports.
-    print(f"serving gRPC on {options.host}:{server.port}"
-          + (f", REST on {options.host}:{server.rest_port}" if server.rest_port else ""), flush=True)
     stop.wait()
     server.stop()
     return 0

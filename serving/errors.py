@@ -7,7 +7,10 @@ import http
 
 import grpc
 
+# tensorflow_serving/model_servers/http_server.cc, ToHTTPStatusCode.
+CLIENT_CLOSED_REQUEST = 499
 _HTTP_STATUS = {
+    grpc.StatusCode.CANCELLED: CLIENT_CLOSED_REQUEST,
     grpc.StatusCode.INVALID_ARGUMENT: http.HTTPStatus.BAD_REQUEST,
     grpc.StatusCode.FAILED_PRECONDITION: http.HTTPStatus.BAD_REQUEST,
     grpc.StatusCode.OUT_OF_RANGE: http.HTTPStatus.BAD_REQUEST,
@@ -45,3 +48,7 @@ def invalid_argument(message: str) -> ServingError:
 
 def not_found(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def failed_precondition(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.FAILED_PRECONDITION, message)

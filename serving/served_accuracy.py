@@ -1,18 +1,19 @@
-"""Accuracy of served models, end to end: serve the pushed models on a free
-loopback port, send an image folder's split through the gRPC client, stop the
-server. `catsdogs run-local` ends with it, so `make run` shows what a client
-of the pushed models gets."""
+"""Accuracy of served models, end to end: serve the models the Pusher listed
+in the serving root's models.config (as `catsdogs serve
+--model_config_file=...` does) on a private UNIX socket, send an image
+folder's split through the gRPC client, stop the server. `catsdogs run-local`
+ends with it, so `make run` shows what a client of the pushed models gets."""
 import dataclasses
 import logging
 import os
+import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from components import contract
+from components.pusher.serving_layout import MODELS_CONFIG_FILE
 from serving.client import ClientOptions, PredictionClient
-from serving.model_manager import config_for_base_path, list_versions
+from serving.model_config import read_model_config
 from serving.server import ModelServer, ServerOptions
-
-LOOPBACK = "127.0.0.1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +48,13 @@ def measure_served_accuracy(model_base_path: str, image_dir: str, split: str = c
                             model_names: Optional[Sequence[str]] = None, batch_size: int = 32,
                             report: Callable[[str], None] = logging.getLogger(__name__).info
                             ) -> Dict[str, ModelAccuracy]:
-    """Serves every model under model_base_path (or those named) over gRPC on a
-    free loopback port, predicts image_dir/split/<class>/* in batches through the
-    client, reports one accuracy line per model and returns them by model name."""
-    served = [config.name for config in config_for_base_path(model_base_path).model_config_list.config
-              if list_versions(config.base_path)]
+    """Serves the models of model_base_path/models.config (or those named) over
+    gRPC, predicts image_dir/split/<class>/* in batches through the client,
+    reports one accuracy line per model and returns them by model name."""
+    config_file = os.path.join(model_base_path, MODELS_CONFIG_FILE)
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"no {MODELS_CONFIG_FILE} under {model_base_path} (the Pusher writes it)")
+    served = [config.name for config in read_model_config(config_file).model_config_list.config]
     if not served:
         raise FileNotFoundError(f"no pushed model versions under {model_base_path}")
     names = list(model_names) if model_names else served
@@ -59,21 +62,26 @@ def measure_served_accuracy(model_base_path: str, image_dir: str, split: str = c
     if missing:
         raise FileNotFoundError(f"no pushed versions of {', '.join(missing)} under {model_base_path}")
     images = labelled_images(image_dir, split)
-    options = ServerOptions(model_base_path=model_base_path, host=LOOPBACK, port=0, rest_api_port=None,
-                            file_system_poll_wait_seconds=0)
     results = {}
-    with ModelServer(options) as server, \
-            PredictionClient(f"{LOOPBACK}:{server.port}", ClientOptions(timeout_seconds=120)) as client:
-        report(f"serving {', '.join(names)} on {LOOPBACK}:{server.port} (gRPC); "
-               f"predicting {len(images)} {split} images")
-        for name in names:
-            correct, version = 0, 0
-            for start in range(0, len(images), batch_size):
-                batch = images[start:start + batch_size]
-                result = client.predict_files([path for path, _ in batch], name)
-                version = result.version
-                correct += sum(p.class_name == label for p, (_, label) in zip(result.predictions, batch))
-            results[name] = ModelAccuracy(name, version, len(images), correct)
-            report(f"{name} version {version}: accuracy {correct / len(images):.3f} "
-                   f"({correct}/{len(images)} {split} images, via gRPC)")
+    with tempfile.TemporaryDirectory() as socket_dir:
+        socket_path = os.path.join(socket_dir, "grpc.sock")
+        options = ServerOptions(model_config_file=config_file, port=0, grpc_socket_path=socket_path,
+                                file_system_poll_wait_seconds=0)
+        with ModelServer(options), \
+                PredictionClient(f"unix:{socket_path}", ClientOptions(timeout_seconds=120)) as client:
+            report(f"serving {', '.join(names)} from {config_file} (gRPC); predicting {len(images)} {split} images")
+            for name in names:
+                results[name] = _accuracy(client, name, images, batch_size, split, report)
     return results
+
+
+def _accuracy(client: PredictionClient, name: str, images, batch_size: int, split: str, report) -> ModelAccuracy:
+    correct, version = 0, 0
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        result = client.predict_files([path for path, _ in batch], name)
+        version = result.version
+        correct += sum(p.class_name == label for p, (_, label) in zip(result.predictions, batch))
+    report(f"{name} version {version}: accuracy {correct / len(images):.3f} "
+           f"({correct}/{len(images)} {split} images, via gRPC)")
+    return ModelAccuracy(name, version, len(images), correct)

@@ -39,6 +39,6 @@ def pipeline_export(tmp_path_factory):
 def server(tmp_path, exported_models):
     """This project's server with MODEL version 1 under a polled base path."""
     push(exported_models[1], str(tmp_path), MODEL, 1)
-    running = start_server(model_base_path=str(tmp_path))
+    running = start_server(serving_root=str(tmp_path), load_retry_interval_micros=100_000)
     yield running
     running.stop()

@@ -10,8 +10,9 @@ Signatures:
 - classify: TF Serving's classification API: serialized tf.Example with the
   contract's image feature under 'inputs' -> classes tf.string [None, n_classes],
   scores float32 [None, n_classes]. TF2's saver writes every signature with the
-  'predict' method, and TF Serving's Classify accepts only 'classify' methods, so
-  the method name is set in saved_model.pb after saving.
+  'predict' method; the method name is set to 'classify' in saved_model.pb
+  after saving, so that the model also answers Classify under TF Serving's
+  --enable_signature_method_name_check.
 """
 import os
 from typing import Callable, Sequence
@@ -21,13 +22,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from components import contract
 from components.preprocessing import decode_images
-from serving.servable import (
-    CLASSIFY_INPUTS,
-    CLASSIFY_METHOD,
-    CLASSIFY_OUTPUT_CLASSES,
-    CLASSIFY_OUTPUT_SCORES,
-    SAVED_MODEL_FILE,
-)
+from serving.example_inference import CLASSIFY_INPUTS, CLASSIFY_OUTPUT_CLASSES, CLASSIFY_OUTPUT_SCORES
+from serving.predict import CLASSIFY_METHOD
+from serving.servable import SAVED_MODEL_FILE
 
 CLASSIFY_SIGNATURE = "classify"
 

@@ -66,11 +66,21 @@ def write_model_config(path: str, entries) -> str:
     return path
 
 
-def start_server(**overrides):
-    from serving.server import ModelServer, ServerOptions
-    options = dict(host=LOOPBACK, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2)
+def server_options(serving_root: str = "", model: str = MODEL, **overrides):
+    """ServerOptions on free loopback ports; with serving_root, serving `model`
+    from serving_root/model as --model_name/--model_base_path do."""
+    from serving.server import ServerOptions
+    options = dict(host=LOOPBACK, port=free_port(), rest_api_port=free_port(), file_system_poll_wait_seconds=0.2)
+    if serving_root:
+        options.update(model_name=model, model_base_path=os.path.abspath(os.path.join(serving_root, model)))
     options.update(overrides)
-    return ModelServer(ServerOptions(**options)).start()
+    return ServerOptions(**options)
+
+
+def start_server(serving_root: str = "", model: str = MODEL, **overrides):
+    """A started ModelServer (see server_options)."""
+    from serving.server import ModelServer
+    return ModelServer(server_options(serving_root, model, **overrides)).start()
 
 
 def wait_for(condition, timeout=30.0, what="condition"):

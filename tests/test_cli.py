@@ -90,9 +90,11 @@ def test_help_states_the_serving_defaults_the_options_use():
     server, client = ServerOptions(), ClientOptions()
     serve_help = " ".join(cli.build_subcommand_parser("serve").format_help().split())
     predict_help = " ".join(cli.build_subcommand_parser("predict").format_help().split())
-    for value in (server.port, server.rest_api_port, server.host, server.grpc_max_threads):
-        assert f"default {value}" in serve_help
-    assert f"default {server.max_request_bytes // 2**20} MiB" in serve_help
+    for flag, value in (("port", server.port), ("rest_api_port", server.rest_api_port),
+                        ("catsdogs_host", server.host), ("grpc_max_threads", server.grpc_max_threads),
+                        ("catsdogs_max_request_bytes", server.max_request_bytes),
+                        ("model_name", server.model_name)):
+        assert f"--{flag}={value} " in serve_help
     assert f"default {client.timeout_seconds:g})" in predict_help
     assert f"default {client.retries})" in predict_help
 

@@ -177,8 +177,9 @@ def test_pushed_model_answers_over_grpc_through_catsdogs_serve(pipeline_run):
     port = free_port()
     catsdogs = os.path.join(os.path.dirname(sys.executable), "catsdogs")
     server = subprocess.Popen(
-        [catsdogs, "serve", "--model-base-path", pipeline_run.serving_model_dir,
-         "--host", "127.0.0.1", "--port", str(port), "--rest-api-port", "-1"],
+        [catsdogs, "serve", f"--port={port}", "--model_name=cats_vs_dogs_vgg16",
+         f"--model_base_path={os.path.abspath(os.path.join(pipeline_run.serving_model_dir, 'cats_vs_dogs_vgg16'))}",
+         "--catsdogs_host=127.0.0.1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     images = sorted(glob.glob(os.path.join(SAMPLE, "test", "*", "*.jpg")))
     try:

@@ -12,8 +12,9 @@ from components import contract
 from components.evaluation import eval_config, tfma_results
 from pipeline.prepare_data import digits_split
 from serving.client import ClientOptions, PredictionClient
-from serving.served_accuracy import LOOPBACK, labelled_images
-from serving.server import ModelServer, ServerOptions
+from serving.served_accuracy import labelled_images
+from serving.server import ModelServer
+from tests.serving_helpers import LOOPBACK, server_options
 
 VENV_BIN = os.path.dirname(sys.executable)
 DIGITS = [str(d) for d in range(10)]
@@ -44,8 +45,8 @@ def test_digits_go_through_the_gate_and_the_pushed_model_serves_ten_class_names(
     assert re.search(r"Explanation gallery \(16 test images.*ExplainGallery_mnist/.*index\.html", log)
 
     images = labelled_images(data_dir)
-    options = ServerOptions(model_base_path=os.path.join(output_dir, "serving_model"), host=LOOPBACK, port=0,
-                            rest_api_port=None, file_system_poll_wait_seconds=0)
+    options = server_options(os.path.join(output_dir, "serving_model"), contract.MNIST_MODEL_NAME,
+                             rest_api_port=0, file_system_poll_wait_seconds=0)
     predictions = []
     with ModelServer(options) as server, \
             PredictionClient(f"{LOOPBACK}:{server.port}", ClientOptions(timeout_seconds=120)) as client:

@@ -24,12 +24,18 @@ class RecordingRunner:
         self.servable, self.gate, self.sizes = servable, gate, []
         self.entered = threading.Event()
 
-    def __call__(self, signature_name, inputs):
+    def __call__(self, signature_name, inputs, output_aliases):
         self.entered.set()
         if self.gate is not None:
             self.gate.wait()
         self.sizes.append(len(inputs[contract.SERVING_INPUT_KEY]))
-        return self.servable.run_signature(signature_name, inputs)
+        return self.servable.run_signature(signature_name, inputs, output_aliases)
+
+
+def signature_run(servable, images):
+    """The arguments of a serving-signature run on these images, every output asked for."""
+    outputs = sorted(servable.signature_defs[contract.SERVING_SIGNATURE].outputs)
+    return contract.SERVING_SIGNATURE, {contract.SERVING_INPUT_KEY: np.array(images, dtype=object)}, outputs
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,7 @@ def servable(exported_models):
     return Servable.load(MODEL, 1, exported_models[1])
 
 
-def run_concurrently(batcher, requests):
+def run_concurrently(batcher, servable, requests):
     """Sends each list of images as one call, all at once; returns outputs or errors."""
     start = threading.Barrier(len(requests))
     results = [None] * len(requests)
@@ -45,8 +51,7 @@ def run_concurrently(batcher, requests):
     def send(index):
         start.wait()
         try:
-            results[index] = batcher(contract.SERVING_SIGNATURE,
-                                     {contract.SERVING_INPUT_KEY: np.array(requests[index], dtype=object)})
+            results[index] = batcher(*signature_run(servable, requests[index]))
         except ServingError as error:
             results[index] = error
 
@@ -59,8 +64,7 @@ def run_concurrently(batcher, requests):
 
 
 def direct(servable, images):
-    return servable.run_signature(contract.SERVING_SIGNATURE,
-                                  {contract.SERVING_INPUT_KEY: np.array(images, dtype=object)})
+    return servable.run_signature(*signature_run(servable, images))
 
 
 def test_concurrent_requests_share_model_calls_and_get_their_own_rows(servable):
@@ -68,7 +72,7 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_rows(servable):
     batcher = Batcher(runner, BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
     requests = [[IMAGES[i], IMAGES[i + 20]] if i % 3 == 0 else [IMAGES[i]] for i in range(12)]
     try:
-        results = run_concurrently(batcher, requests)
+        results = run_concurrently(batcher, servable, requests)
     finally:
         batcher.close()
     assert sum(runner.sizes) == sum(len(r) for r in requests)
@@ -85,7 +89,7 @@ def test_batches_are_padded_to_allowed_sizes(servable):
                               allowed_batch_sizes=(4, 8))
     batcher = Batcher(runner, options)
     try:
-        results = run_concurrently(batcher, [[IMAGES[i]] for i in range(3)])
+        results = run_concurrently(batcher, servable, [[IMAGES[i]] for i in range(3)])
     finally:
         batcher.close()
     assert set(runner.sizes) <= {4, 8}
@@ -96,7 +100,7 @@ def test_a_bad_image_fails_only_its_own_request(servable):
     batcher = Batcher(RecordingRunner(servable), BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000,
                                                                  num_batch_threads=1))
     try:
-        results = run_concurrently(batcher, [[IMAGES[0]], [b"not an image"], [IMAGES[1]], [b""]])
+        results = run_concurrently(batcher, servable, [[IMAGES[0]], [b"not an image"], [IMAGES[1]], [b""]])
     finally:
         batcher.close()
     assert [isinstance(r, ServingError) for r in results] == [False, True, False, True]
@@ -107,8 +111,8 @@ def test_a_full_queue_is_unavailable(servable):
     gate = threading.Event()
     runner = RecordingRunner(servable, gate)
     batcher = Batcher(runner, BatchingOptions(max_batch_size=1, max_enqueued_batches=1, num_batch_threads=1))
-    one_image = {contract.SERVING_INPUT_KEY: np.array([IMAGES[0]], dtype=object)}
-    waiting = [threading.Thread(target=batcher, args=(contract.SERVING_SIGNATURE, one_image)) for _ in range(2)]
+    one_image = signature_run(servable, [IMAGES[0]])
+    waiting = [threading.Thread(target=batcher, args=one_image) for _ in range(2)]
     try:
         waiting[0].start()  # taken by the only batch thread, which then waits at the gate
         assert runner.entered.wait(timeout=10)
@@ -117,7 +121,7 @@ def test_a_full_queue_is_unavailable(servable):
         while sum(len(q) for q in batcher._queues.values()) < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         with pytest.raises(ServingError) as caught:
-            batcher(contract.SERVING_SIGNATURE, one_image)
+            batcher(*one_image)
         assert caught.value.code == grpc.StatusCode.UNAVAILABLE
     finally:
         gate.set()
@@ -134,7 +138,7 @@ def test_invalid_batching_parameters_are_rejected():
 
 def test_server_with_batching_answers_like_without(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
-    server = start_server(model_base_path=str(tmp_path), enable_batching=True,
+    server = start_server(serving_root=str(tmp_path), enable_batching=True,
                           batching_parameters_file=f"{REPO_ROOT}/serving/configs/batching_parameters.txt")
     try:
         with PredictionClient(f"{LOOPBACK}:{server.port}") as client:

@@ -10,6 +10,7 @@ import sys
 
 import grpc
 import pytest
+import requests
 import tensorflow as tf
 
 from components import contract
@@ -21,6 +22,7 @@ from tests.serving_helpers import (
     OTHER_MODEL,
     REPO_ROOT,
     SAMPLE_DIR,
+    free_port,
     push,
     read_bytes,
     sample_images,
@@ -85,7 +87,7 @@ def test_tls_with_tf_serving_ssl_config(tmp_path, exported_models, capsys):
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text(cert_pem)
     push(exported_models[1], str(tmp_path / "models"), MODEL, 1)
-    server_ = start_server(model_base_path=str(tmp_path / "models"), ssl_config_file=str(ssl_config))
+    server_ = start_server(serving_root=str(tmp_path / "models"), ssl_config_file=str(ssl_config))
     try:
         target = f"localhost:{server_.port}"
         assert cli.main(["predict", "--server", target, "--model", MODEL, "--tls", "--ca-cert", str(ca_file),
@@ -100,9 +102,11 @@ def test_tls_with_tf_serving_ssl_config(tmp_path, exported_models, capsys):
 
 
 def test_measure_served_accuracy_reports_each_models_accuracy(tmp_path, exported_models):
+    from components.pusher.serving_layout import write_models_config
     from serving.served_accuracy import measure_served_accuracy
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), OTHER_MODEL, 4)
+    write_models_config(str(tmp_path))  # as the Pusher does after every push
     lines = []
     results = measure_served_accuracy(str(tmp_path), SAMPLE_DIR, batch_size=16, report=lines.append)
     assert sorted(results) == sorted([MODEL, OTHER_MODEL])
@@ -115,22 +119,32 @@ def test_measure_served_accuracy_reports_each_models_accuracy(tmp_path, exported
     assert any("accuracy" in line and MODEL in line for line in lines)
     with pytest.raises(FileNotFoundError, match="no pushed versions"):
         measure_served_accuracy(str(tmp_path), SAMPLE_DIR, model_names=["absent_model"])
+    with pytest.raises(FileNotFoundError, match="no models.config under"):
+        measure_served_accuracy(str(tmp_path / "empty"), SAMPLE_DIR)
+    write_models_config(str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="no pushed model versions"):
         measure_served_accuracy(str(tmp_path / "empty"), SAMPLE_DIR)
 
 
 @pytest.mark.slow
 def test_catsdogs_serve_as_a_process(tmp_path, exported_models, capsys):
+    """TF Serving's command line, as its docs and container use it; the server
+    says on stderr when it listens, in TF Serving's words."""
     push(exported_models[1], str(tmp_path), MODEL, 1)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    port, rest_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", "--model-base-path", str(tmp_path), "--host", LOOPBACK,
-         "--port", "0", "--rest_api_port", "0"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [sys.executable, "-m", "pipeline.cli", "serve", f"--port={port}", f"--rest_api_port={rest_port}",
+         f"--model_name={MODEL}", f"--model_base_path={tmp_path / MODEL}", f"--catsdogs_host={LOOPBACK}"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        banner = process.stdout.readline()
-        assert banner.startswith("serving gRPC on"), banner
-        port = banner.split(f"{LOOPBACK}:")[1].split(",")[0]
+        lines = []
+        while not any("Exporting HTTP/REST API at" in line for line in lines):
+            lines.append(process.stderr.readline())
+            assert lines[-1], "".join(lines)
+        assert f"Running gRPC ModelServer at {LOOPBACK}:{port} ..." in "".join(lines)
+        assert requests.get(f"http://{LOOPBACK}:{rest_port}/v1/models/{MODEL}").json()[
+            "model_version_status"][0]["state"] == "AVAILABLE"
         assert cli.main(["predict", "--server", f"{LOOPBACK}:{port}", "--model", MODEL, IMAGES[0][0]]) == 0
         assert IMAGES[0][0] in capsys.readouterr().out
         process.send_signal(signal.SIGTERM)

@@ -1,12 +1,13 @@
 """The model server under faults, as TF Serving behaves: a relative or wrong
-base path, versions deleted or written out of order, a busy port, images over
-the pixel limit or in no contract format. Real servers on loopback ports, real
+base path, zero-padded versions, versions deleted or written out of order, a
+busy port, images over the pixel limit or in no contract format. Real servers on loopback ports, real
 SavedModels, the project's gRPC client."""
 import base64
 import io
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 import zlib
@@ -19,9 +20,21 @@ from tensorflow_serving.apis import model_pb2
 
 from components import contract
 from serving.client import ClientOptions, PredictionClient
+from serving.errors import ServingError
 from serving.image_header import DEFAULT_MAX_IMAGE_PIXELS, ImageHeaderError, image_size
 from serving.server import ModelServer, ServerOptions
-from tests.serving_helpers import LOOPBACK, MODEL, push, read_bytes, sample_images, start_server, wait_for
+from tests.serving_helpers import (
+    LOOPBACK,
+    MODEL,
+    OTHER_MODEL,
+    free_port,
+    push,
+    read_bytes,
+    sample_images,
+    server_options,
+    start_server,
+    wait_for,
+)
 
 IMAGES = sample_images()
 FAST = ClientOptions(timeout_seconds=30, retries=0)
@@ -52,49 +65,61 @@ def png_header_only(width, height):
             + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
 
 
-# --- the serving root ------------------------------------------------------------------------
+# --- the model base path ---------------------------------------------------------------------
 
-def test_a_relative_model_base_path_serves_its_models(tmp_path, exported_models, monkeypatch):
+def test_a_relative_model_base_path_is_refused_as_tf_serving_refuses_it(tmp_path, exported_models, monkeypatch):
     push(exported_models[1], str(tmp_path / "serving_model"), MODEL, 1)
     monkeypatch.chdir(tmp_path)
-    running = start_server(model_base_path="serving_model")
+    relative = os.path.join("serving_model", MODEL)
+    with pytest.raises(ServingError) as caught:
+        start_server(model_name=MODEL, model_base_path=relative)
+    assert caught.value.message == (f"Expected model {MODEL} to have an absolute path or URI; "
+                                    f"got base_path()={relative}")
+
+
+def test_zero_padded_version_folders_are_versions(tmp_path, exported_models):
+    shutil.copytree(exported_models[1], tmp_path / MODEL / "00000007")
+    running = start_server(serving_root=str(tmp_path))
     try:
         with PredictionClient(f"{LOOPBACK}:{running.port}", FAST) as client:
-            assert client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 1
+            assert client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 7
     finally:
         running.stop()
 
 
-@pytest.mark.parametrize("layout, message", [
-    ("missing", "does not exist"),
-    ("model folder", "holds version folders (1): it is one model's folder, not the serving root"),
-    ("version folder", "is one SavedModel (a version folder), not the serving root"),
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((LOOPBACK, port)) == 0
+
+
+@pytest.mark.parametrize("layout, hint", [
+    ("serving root", "it holds model folders"),
+    ("version folder", "it is one version's SavedModel"),
+    ("missing", "Could not find base path"),
 ])
-def test_a_base_path_that_is_not_a_serving_root_is_refused_at_start(tmp_path, exported_models,
-                                                                   layout, message):
-    version_dir = push(exported_models[1], str(tmp_path / "root"), MODEL, 1)
-    given = {"missing": tmp_path / "no_such_folder", "model folder": tmp_path / "root" / MODEL,
-             "version folder": version_dir}[layout]
-    with pytest.raises(ValueError, match="model base path") as caught:
-        ModelServer(ServerOptions(model_base_path=str(given), host=LOOPBACK, port=0, rest_api_port=None))
-    assert message in str(caught.value)
-    if layout != "missing":
-        assert f"Pass {tmp_path / 'root'}" in str(caught.value)
-
-
-def test_models_without_versions_are_reported_at_start(tmp_path, exported_models, caplog):
+def test_no_port_opens_until_the_model_has_a_version(tmp_path, exported_models, caplog, layout, hint):
+    """TF Serving loads before it listens, and waits for as long as the
+    model's base path holds no version; the log says why, and what to pass."""
     caplog.set_level(logging.WARNING, logger="serving.model_manager")
-    empty = start_server(model_base_path=str(tmp_path), file_system_poll_wait_seconds=0)
-    empty.stop()
-    assert f"no models under {tmp_path}" in caplog.text
-    caplog.clear()
-    os.makedirs(tmp_path / contract.VGG16_MODEL_NAME)
-    push(exported_models[1], str(tmp_path), MODEL, 1)
-    caplog.set_level(logging.INFO, logger="serving.server")
-    running = start_server(model_base_path=str(tmp_path), file_system_poll_wait_seconds=0)
-    running.stop()
-    assert f"model {contract.VGG16_MODEL_NAME}: no version under" in caplog.text
-    assert f"serving {MODEL} (version 1), {contract.VGG16_MODEL_NAME} (no version yet)" in caplog.text
+    version_dir = push(exported_models[1], str(tmp_path / "root"), OTHER_MODEL, 1)
+    given = {"serving root": tmp_path / "root", "version folder": version_dir,
+             "missing": tmp_path / "root" / MODEL}[layout]
+    server = ModelServer(server_options(model_name=MODEL, model_base_path=str(given),
+                                        file_system_poll_wait_seconds=0.1))
+    starting = threading.Thread(target=server.start)
+    starting.start()
+    try:
+        wait_for(lambda: hint in caplog.text, what="the warning")
+        assert not _listening(server.options.port) and starting.is_alive()
+        if layout == "missing":
+            push(exported_models[1], str(tmp_path / "root"), MODEL, 3)
+            starting.join(timeout=60)
+            assert _listening(server.options.port)
+            with PredictionClient(f"{LOOPBACK}:{server.port}", FAST) as client:
+                assert client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 3
+    finally:
+        server.stop()
+        starting.join(timeout=60)
 
 
 # --- versions on disk ------------------------------------------------------------------------
@@ -103,7 +128,7 @@ def test_a_deleted_version_is_unloaded_and_the_previous_one_served_without_a_fai
         tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), MODEL, 2)
-    running = start_server(model_base_path=str(tmp_path), file_system_poll_wait_seconds=0.1)
+    running = start_server(serving_root=str(tmp_path), file_system_poll_wait_seconds=0.1)
     image = [read_bytes(IMAGES[0][0])]
     served, failures, stop = [], [], threading.Event()
 
@@ -139,8 +164,8 @@ def test_a_deleted_version_is_unloaded_and_the_previous_one_served_without_a_fai
 
 def test_a_version_whose_files_arrive_out_of_order_is_retried_until_it_loads(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
-    running = start_server(model_base_path=str(tmp_path), file_system_poll_wait_seconds=0.1,
-                           max_num_load_retries=1)
+    running = start_server(serving_root=str(tmp_path), file_system_poll_wait_seconds=0.1,
+                           max_num_load_retries=1, load_retry_interval_micros=100_000)
     try:
         with PredictionClient(f"{LOOPBACK}:{running.port}", FAST) as client:
             # saved_model.pb first, as a careless copy does: version 2 fails to load ...
@@ -148,8 +173,8 @@ def test_a_version_whose_files_arrive_out_of_order_is_retried_until_it_loads(tmp
             version_dir.mkdir()
             shutil.copyfile(os.path.join(exported_models[2], "saved_model.pb"), version_dir / "saved_model.pb")
             wait_for(lambda: state_of(client, 2) == "END", what="version 2 to fail")
-            assert "Failed to load" in client.model_status(MODEL, 2)[0][2]
-            time.sleep(1.0)  # longer than the retries allowed at a fixed pace
+            assert client.model_status(MODEL, 2)[0][2]
+            time.sleep(1.0)  # longer than the one retry allowed
             assert client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 1
             # ... and loads once the rest of its files arrive.
             shutil.copytree(os.path.join(exported_models[2], "variables"), version_dir / "variables")
@@ -163,11 +188,9 @@ def test_a_version_whose_files_arrive_out_of_order_is_retried_until_it_loads(tmp
 
 def test_a_busy_grpc_port_is_refused(server, tmp_path):
     with pytest.raises(OSError, match=f"cannot listen for gRPC on {LOOPBACK}:{server.port}"):
-        ModelServer(ServerOptions(model_base_path=str(tmp_path), host=LOOPBACK, port=server.port,
-                                  rest_api_port=None))
+        start_server(serving_root=str(tmp_path), port=server.port)
     with pytest.raises(OSError, match="cannot listen for REST"):
-        ModelServer(ServerOptions(model_base_path=str(tmp_path), host=LOOPBACK, port=0,
-                                  rest_api_port=server.rest_port))
+        start_server(serving_root=str(tmp_path), rest_api_port=server.rest_port)
     with PredictionClient(f"{LOOPBACK}:{server.port}", FAST) as client:
         for _ in range(8):  # every request reaches the one server that holds the model
             assert client.predict([read_bytes(IMAGES[0][0])], MODEL).version == 1
@@ -183,7 +206,7 @@ def test_the_default_pixel_limit_is_ingestions():
 def test_images_over_the_pixel_limit_are_invalid_argument_before_decoding(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     photo = read_bytes(IMAGES[0][0])  # 490x500 = 245,000 pixels
-    running = start_server(model_base_path=str(tmp_path), max_image_pixels=200_000)
+    running = start_server(serving_root=str(tmp_path), max_image_pixels=200_000)
     try:
         with PredictionClient(f"{LOOPBACK}:{running.port}", FAST) as client:
             assert client.predict([png_bytes(400, 400)], MODEL).predictions
@@ -241,14 +264,16 @@ def test_image_header_sizes():
             image_size(broken)
 
 
-def test_catsdogs_serve_refuses_a_model_folder_or_a_busy_port_in_one_line(server, tmp_path, capsys):
+def test_catsdogs_serve_refuses_a_relative_path_or_a_busy_port_in_one_line(server, tmp_path, capsys):
     from pipeline import cli
     model_folder = os.path.dirname(server.manager.resolve(model_pb2.ModelSpec(name=MODEL)).path)
-    assert cli.main(["serve", "--model-base-path", model_folder, "--port", "0", "--rest-api-port", "-1"]) == 2
+    relative = os.path.relpath(model_folder)
+    assert cli.main(["serve", f"--model_base_path={relative}", f"--port={free_port()}"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("catsdogs serve: model base path") and "\n" not in error
-    assert cli.main(["serve", "--model-base-path", str(tmp_path), "--host", LOOPBACK,
-                     "--port", str(server.port), "--rest-api-port", "-1"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error == (f"catsdogs serve: cannot listen for gRPC on {LOOPBACK}:{server.port}: "
-                     "the port is in use or the address is not available")
+    assert error == ("catsdogs serve: Failed to start server. Error: Expected model default to have an absolute "
+                     f"path or URI; got base_path()={relative}")
+    assert cli.main(["serve", f"--model_base_path={model_folder}", f"--catsdogs_host={LOOPBACK}",
+                     f"--port={server.port}", "--load_retry_interval_micros=0"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (f"catsdogs serve: Failed to start server. Error: cannot listen for gRPC on "
+                     f"{LOOPBACK}:{server.port}: the port is in use or the address is not available")

@@ -21,8 +21,8 @@ def test_zero_failures_while_a_new_version_is_pushed(tmp_path, exported_models, 
     base = str(tmp_path / "models")
     push(exported_models[1], base, MODEL, 1)
     batching_file = os.path.join(REPO_ROOT, "serving", "configs", "batching_parameters.txt")
-    server = start_server(model_base_path=base, file_system_poll_wait_seconds=0.1, enable_batching=batching,
-                          batching_parameters_file=batching_file if batching else None)
+    server = start_server(serving_root=base, file_system_poll_wait_seconds=0.1, enable_batching=batching,
+                          batching_parameters_file=batching_file if batching else "")
     images = [read_bytes(path) for path, _ in sample_images()]
     versions = [[] for _ in range(CLIENTS)]
     failures = []

@@ -27,17 +27,15 @@ def manifest_container():
     return deployment["spec"]["template"]["spec"]["containers"][0]
 
 
-@pytest.fixture(params=["serving root", "pusher's models.config"])
-def one_model_unpushed(request, tmp_path, exported_models):
-    """The serving volume after a first run that blessed VGG16 only."""
+@pytest.fixture
+def one_model_unpushed(tmp_path, exported_models):
+    """The serving volume after a first run that blessed VGG16 only, served
+    from the Pusher's models.config as the cluster's tensorflow_model_server is."""
     os.makedirs(tmp_path / UNPUSHED)
     push(exported_models[1], str(tmp_path), PUSHED, 1)
-    if request.param == "serving root":
-        served = start_server(model_base_path=str(tmp_path), monitoring_config_file=MONITORING_CONFIG)
-    else:  # what the cluster's tensorflow_model_server reads
-        assert serving_layout.write_models_config(str(tmp_path)) == [PUSHED]
-        served = start_server(model_config_file=str(tmp_path / serving_layout.MODELS_CONFIG_FILE),
-                              monitoring_config_file=MONITORING_CONFIG)
+    assert serving_layout.write_models_config(str(tmp_path)) == [PUSHED]
+    served = start_server(model_config_file=str(tmp_path / serving_layout.MODELS_CONFIG_FILE),
+                          monitoring_config_file=MONITORING_CONFIG)
     yield served
     served.stop()
 

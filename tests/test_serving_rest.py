@@ -26,8 +26,9 @@ IMAGES = sample_images()
 def rest(tmp_path, exported_models):
     push(exported_models[1], str(tmp_path), MODEL, 1)
     push(exported_models[2], str(tmp_path), MODEL, 2)
-    config = write_model_config(str(tmp_path / "models.config"), [(MODEL, MODEL, "model_version_policy { all {} }")])
-    server = start_server(model_base_path=str(tmp_path), model_config_file=config, max_request_bytes=8 * 1024 * 1024,
+    config = write_model_config(str(tmp_path / "models.config"),
+                                [(MODEL, str(tmp_path / MODEL), "model_version_policy { all {} }")])
+    server = start_server(model_config_file=config, max_request_bytes=8 * 1024 * 1024,
                           monitoring_config_file=os.path.join(REPO_ROOT, "serving", "configs", "monitoring.config"))
     yield f"http://{LOOPBACK}:{server.rest_port}"
     server.stop()
@@ -81,7 +82,7 @@ def test_status_and_metadata(rest):
     (f"/v1/models/{MODEL}:predict", {"instances": [1.5, 2.5]}, 400),
     (f"/v1/models/{MODEL}:predict", {"neither": 1}, 400),
     (f"/v1/models/{MODEL}:predict", b"{not json", 400),
-    (f"/v1/models/{MODEL}:explain", {"instances": []}, 404),
+    (f"/v1/models/{MODEL}:explain", {"instances": []}, 400),  # "Malformed request", as TF Serving says
 ])
 def test_errors_carry_tf_serving_http_codes_and_a_message(rest, path, body, status):
     if isinstance(body, bytes):

@@ -42,19 +42,26 @@ class VersionDir:
             return {}
 
 
+def _version_children(model_base: str) -> Dict[int, str]:
+    """version -> child folder name, for every all-digit child (TF Serving reads
+    '00000123' as version 123). Of two names for one version the last in sorted
+    order wins, as TF Serving keeps the last it lists."""
+    if not tf.io.gfile.isdir(model_base):
+        return {}
+    names = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(model_base))
+    return {int(name): name for name in names if name.isdigit()}
+
+
 def version_numbers(model_base: str) -> List[int]:
     """The integer-named children of a served model's folder, ascending; [] if
     the folder does not exist."""
-    if not tf.io.gfile.isdir(model_base):
-        return []
-    names = (name.rstrip("/") for name in tf.io.gfile.listdir(model_base))
-    return sorted(int(name) for name in names if name.isdigit())
+    return sorted(_version_children(model_base))
 
 
 def list_versions(model_base: str) -> List[VersionDir]:
     """Integer-named children of a served model's folder, oldest first."""
-    return [VersionDir(version, os.path.join(model_base, str(version)))
-            for version in version_numbers(model_base)]
+    return [VersionDir(version, os.path.join(model_base, name))
+            for version, name in sorted(_version_children(model_base).items())]
 
 
 def latest_complete_version(model_base: str) -> Optional[VersionDir]:
@@ -64,5 +71,5 @@ def latest_complete_version(model_base: str) -> Optional[VersionDir]:
 
 def latest_version_dir(model_base: str) -> Optional[str]:
     """The highest integer-named child of model_base (complete or not), or None."""
-    versions = version_numbers(model_base)
-    return os.path.join(model_base, str(versions[-1])) if versions else None
+    versions = list_versions(model_base)
+    return versions[-1].path if versions else None
