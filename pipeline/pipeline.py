@@ -27,6 +27,7 @@ from components.evaluation.thresholds import BlessingThresholds
 from components.explain.component import ExplainGallery
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import Pusher
+from components.statistics_options import statistics_options
 from pipeline.configs import LOCAL_BEAM_ARGS, EvaluationConfig, PipelineConfig
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
@@ -71,7 +72,8 @@ def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
         max_rejected_fraction=config.ingestion.max_rejected_fraction,
         max_image_pixels=config.ingestion.max_image_pixels,
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                  stats_options=statistics_options())
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
