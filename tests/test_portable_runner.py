@@ -22,12 +22,12 @@ from typing import Dict, List
 import pytest
 
 from components import contract
+from tests.image_files import SAMPLE_DIR
 from tests.marker_model import export_model, marker_model, write_marked_images
+from tests.serving_helpers import free_port
 
 pytestmark = pytest.mark.kfp
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, "data", "sample")
 IMAGE = os.environ.get("CATSDOGS_KFP_IMAGE")
 STARTUP_TIMEOUT_S = 120
 
@@ -42,12 +42,6 @@ class Runs:
         folders = glob.glob(os.path.join(getattr(self, runner), "pipeline_root", component, key, "*"))
         assert len(folders) == 1, (runner, component, key, folders)
         return folders[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for_port(port: int, process_alive, what: str) -> None:
@@ -82,14 +76,14 @@ def runs(tmp_path_factory) -> Runs:
     data_root = os.path.join(work, "data")
     # The sample's photos, the test split's with markers the model reads, so that
     # the evaluation metrics are not degenerate.
-    shutil.copytree(SAMPLE, data_root, ignore=shutil.ignore_patterns(contract.TEST_SPLIT))
+    shutil.copytree(SAMPLE_DIR, data_root, ignore=shutil.ignore_patterns(contract.TEST_SPLIT))
     write_marked_images(data_root)
     model_dir = os.path.join(work, "model")
     export_model(marker_model(), os.path.join(model_dir, "Format-Serving"))
 
     _run_data_pipeline(data_root, os.path.join(work, "direct"), model_dir, list(LOCAL_BEAM_ARGS))
 
-    job_port, pool_port = _free_port(), _free_port()
+    job_port, pool_port = free_port(), free_port()
     container = f"catsdogs-beam-workers-{os.getpid()}"
     worker_log = os.path.join(work, "worker_pool.log")
     job_service = subprocess.Popen(
@@ -144,7 +138,7 @@ def test_examples_equal_the_direct_runners(runs):
     for split in contract.SPLITS:
         direct = _records(os.path.join(runs.output("direct", "ImageExampleGen", "examples"), f"Split-{split}"))
         portable = _records(os.path.join(runs.output("portable", "ImageExampleGen", "examples"), f"Split-{split}"))
-        assert len(portable) == len(os.listdir(os.path.join(SAMPLE, split, "cats"))) * 2
+        assert len(portable) == len(os.listdir(os.path.join(SAMPLE_DIR, split, "cats"))) * 2
         # Compared as tf.Examples: a feature map's serialized order differs between processes.
         assert _by_filename(portable) == _by_filename(direct), split
 

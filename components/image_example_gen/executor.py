@@ -185,15 +185,14 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                                  f"{os.path.join(report_dir, REJECTED_FILE)}")
         _write_outputs(examples, data_layout, report)
 
-
     def _generate_examples(self, output_dict, exec_properties: Dict[str, Any]) -> None:
         """BaseExampleGenExecutor.Do without the shuffle before writing: TFX's
         WriteSplit reshuffles the serialized examples, and the DirectRunner (and
-        Beam's local job service) hold every element of a shuffle in memory, about
-        50 KB per image. The file listing is reshuffled instead (a path per image,
-        which still spreads the reading over the workers of a distributed runner);
-        the files are written in the listing's order, as the shuffle left them on
-        these runners."""
+        Beam's local job service) hold a shuffle's whole input in memory, every
+        image of the split (benchmarks/RESULTS-scaling.md). The file listing is
+        reshuffled instead (a path per image, which still spreads the reading
+        over the workers of a distributed runner); the files are written in the
+        listing's order, as the shuffle left them on these runners."""
         self._log_startup({}, output_dict, exec_properties)
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
