@@ -311,7 +311,7 @@ def write_results(labels: Dict[str, dict]) -> None:
     with open(RESULTS, "w") as file:
         file.write(f"""# Scaling benchmark: the data components at 1x, 5x and 25x
 
-Command: `{COMMAND}` (also run by `make bench`; `--label` names the section,
+Command: `{COMMAND}` (`make bench` runs it when ${DATA_ENV} names that folder; `--label` names the section,
 `--modes` and `--scales` narrow the run, `--write-results` re-renders this page
 from benchmarks/results/scaling_*.json).
 Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, shared
