@@ -27,6 +27,7 @@ from components.evaluation.thresholds import BlessingThresholds
 from components.explain.component import ExplainGallery
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import Pusher
+from components.statistics_options import statistics_options
 from pipeline.configs import LOCAL_BEAM_ARGS, EvaluationConfig, PipelineConfig
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
@@ -63,28 +64,37 @@ def create_model_gate(model_name: str, suffix: str, model: channel.BaseChannel,
     return [baseline, evaluator, pusher, report]
 
 
-def create_pipeline(config: PipelineConfig,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+def create_data_components(config: PipelineConfig) -> List[base_node.BaseNode]:
+    """ImageExampleGen, StatisticsGen, SchemaGen, ExampleValidator and Transform, in that order."""
     # Ingestion, statistics, schema and validation.
     example_gen = ImageExampleGen(
         input_base=config.data_root,
         max_rejected_fraction=config.ingestion.max_rejected_fraction,
         max_image_pixels=config.ingestion.max_image_pixels,
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                  stats_options=statistics_options())
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    examples = example_gen.outputs["examples"]
 
     # Preprocessing only (no analyzers): Trainers apply the graph to raw examples
     # in tf.data, so nothing is materialised (150x150x3 floats would be ~270 KB
     # per example). The selected models' image shape reaches preprocessing_fn as
     # custom_config.
     transform = tfx.components.Transform(
-        examples=examples, schema=schema_gen.outputs["schema"], preprocessing_fn=PREPROCESSING_FN,
-        materialize=False, disable_statistics=True, custom_config=config.image_shape.as_custom_config())
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN, materialize=False, disable_statistics=True,
+        custom_config=config.image_shape.as_custom_config())
+    return [example_gen, statistics_gen, schema_gen, example_validator, transform]
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    data_components = create_data_components(config)
+    example_gen, transform = data_components[0], data_components[-1]
+    examples = example_gen.outputs["examples"]
 
     # One Trainer per model (train on `train`, validate on `validation`).
     trainers = {
@@ -117,8 +127,7 @@ def create_pipeline(config: PipelineConfig,
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    *trainers.values(), *galleries, *gates],
+        components=[*data_components, *trainers.values(), *galleries, *gates],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),
@@ -151,3 +160,33 @@ def create_gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_d
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(root, "metadata.sqlite")),
         beam_pipeline_args=list(LOCAL_BEAM_ARGS))
+
+
+DATA_MODEL_IMPORTER_ID = "model_importer"
+DATA_EVALUATOR_ID = "Evaluator"
+
+
+def create_data_pipeline(config: PipelineConfig, model_dir: str, metadata_connection_config=None,
+                         evaluation_split: str = contract.TEST_SPLIT) -> tfx.dsl.Pipeline:
+    """Every Beam component of create_pipeline() without training: the data
+    components, then the Evaluator (TFMA, no baseline) on a model trained
+    elsewhere (model_dir holds Format-Serving/, as a Trainer's model artifact
+    does). For checking Beam runners and measuring the data half at scale;
+    evaluation_split picks the split TFMA reads."""
+    data_components = create_data_components(config)
+    model = tfx.dsl.Importer(
+        source_uri=model_dir, artifact_type=standard_artifacts.Model,
+        custom_properties={"tfx_version": tfx.__version__}).with_id(DATA_MODEL_IMPORTER_ID)
+    thresholds = next(iter(config.models.values())).thresholds
+    evaluator = Evaluator(
+        examples=data_components[0].outputs["examples"], model=model.outputs["result"],
+        eval_config=eval_config.build_eval_config(thresholds), example_splits=[evaluation_split],
+    ).with_id(DATA_EVALUATOR_ID)
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[*data_components, model, evaluator],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

@@ -98,4 +98,6 @@ log "image $IMAGE: $size (base $((t1 - t0)) s, project layers $((t2 - t1)) s)"
 
 CATSDOGS_KFP_IMAGE=$IMAGE CATSDOGS_KFP_TIMINGS=$RESULTS \
   "$PY" -m pytest -q -m kfp tests/test_kfp_containers.py -s "$@"
+# The Beam components on Beam's PortableRunner, SDK workers in a container of the image.
+CATSDOGS_KFP_IMAGE=$IMAGE "$PY" -m pytest -q -m kfp tests/test_portable_runner.py "$@"
 log "per-task timings: $RESULTS; image $IMAGE $size; base $((t1 - t0)) s, project layers $((t2 - t1)) s"

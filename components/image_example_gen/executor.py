@@ -19,7 +19,8 @@ from typing import Any, Dict
 import apache_beam as beam
 import tensorflow as tf
 from google.protobuf import json_format, struct_pb2
-from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import base_example_gen_executor, utils, write_split
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -169,7 +170,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             _LIMITS_KEY: ImageLimits(max_pixels=int(settings[MAX_IMAGE_PIXELS])),
             _WORK_DIR_KEY: work_dir,
         })
-        super().Do(input_dict, output_dict, exec_properties)
+        self._generate_examples(output_dict, exec_properties)
 
         report = _collect_report(data_layout, work_dir)
         tf.io.gfile.rmtree(work_dir)
@@ -183,6 +184,38 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             raise IngestionError(f"{limit_error}; all {len(report['rejected'])} are listed in "
                                  f"{os.path.join(report_dir, REJECTED_FILE)}")
         _write_outputs(examples, data_layout, report)
+
+    def _generate_examples(self, output_dict, exec_properties: Dict[str, Any]) -> None:
+        """BaseExampleGenExecutor.Do without the shuffle before writing: TFX's
+        WriteSplit reshuffles the serialized examples, and the DirectRunner (and
+        Beam's local job service) hold a shuffle's whole input in memory, every
+        image of the split (benchmarks/RESULTS-scaling.md). The file listing is
+        reshuffled instead (a path per image, which still spreads the reading
+        over the workers of a distributed runner); the files are written in the
+        listing's order, as the shuffle left them on these runners."""
+        self._log_startup({}, output_dict, exec_properties)
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        examples_artifacts = output_dict[standard_component_specs.EXAMPLES_KEY]
+        examples = artifact_utils.get_single_instance(examples_artifacts)
+        examples.split_names = artifact_utils.encode_split_names(
+            utils.generate_output_split_names(input_config, output_config))
+        with self._make_beam_pipeline() as pipeline:
+            for split_name, split in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                _ = (split
+                     | f"Serialize[{split_name}]" >> beam.ParDo(write_split.MaybeSerialize())
+                     | f"Write[{split_name}]" >> beam.io.WriteToTFRecord(
+                         os.path.join(artifact_utils.get_split_uri(examples_artifacts, split_name),
+                                      write_split.DEFAULT_FILE_NAME),
+                         file_name_suffix=".gz"))
+        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+        if payload_format:
+            examples_utils.set_payload_format(examples, payload_format)
+        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+        if file_format:
+            examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
 
 
 def _read_json_lines(path: str, split: str):
