@@ -405,7 +405,7 @@ class Backend:
             os.makedirs(folder)
         executor_input = pipeline_spec_pb2.ExecutorInput()
         self._resolve_inputs(executor_input, task, root_parameters, run)
-        self._provision_outputs(executor_input, pipeline_root, task_name, component)
+        self._provision_outputs(executor_input, pipeline_root, pipeline_name, run.run_id, task_name, component)
         fingerprint = None
         if enable_caching and task.caching_options.enable_cache:
             fingerprint = cache_fingerprint(
@@ -474,15 +474,18 @@ class Backend:
             artifact_id = run.output_artifacts[source.producer_task][source.output_artifact_key]["id"]
             executor_input.inputs.artifacts[name].artifacts.append(self.state.runtime_artifact(artifact_id))
 
-    def _provision_outputs(self, executor_input, pipeline_root, task_name, component) -> None:
+    def _provision_outputs(self, executor_input, pipeline_root, pipeline_name, run_id, task_name,
+                           component) -> None:
         """driver/driver.go provisionOutputs: every output (and executor-logs when
-        logs are published) at <root>/<task>/<uuid>/<output>, typed as declared."""
+        logs are published) at <root>/<pipeline>/<run id>/<task>/<uuid>/<output>,
+        typed as declared."""
         outputs = executor_input.outputs
         artifacts = dict(component.output_definitions.artifacts)
         if self.publish_logs:
             artifacts[EXECUTOR_LOGS] = pipeline_spec_pb2.ComponentOutputsSpec.ArtifactSpec()
             artifacts[EXECUTOR_LOGS].artifact_type.schema_title = "system.Artifact"
-        task_root = f"{pipeline_root.rstrip('/')}/{task_name}/{uuid.uuid4()}"
+        run_root = f"{pipeline_root.rstrip('/')}/{pipeline_name}/{run_id}"  # metadata/client.go GetPipeline
+        task_root = f"{run_root}/{task_name}/{uuid.uuid4()}"
         for name, spec in artifacts.items():
             artifact = outputs.artifacts[name].artifacts.add(name=name, uri=f"{task_root}/{name}")
             artifact.type.CopyFrom(spec.artifact_type)

@@ -57,7 +57,8 @@ def test_each_kind_of_task_succeeds_on_the_backends_executor_input(backend_run):
             assert artifact_list["artifacts"][0]["type"] == {"instanceSchema": ""}
     # Each produced what its consumers read, where the backend told it to write.
     examples = run.output_uri("ImageExampleGen", "examples")
-    assert examples.startswith(os.path.join(backend_run[0], "root", "ImageExampleGen") + "/")
+    run_root = os.path.join(backend_run[0], "root", "cats-vs-dogs", run.run_id)
+    assert examples.startswith(os.path.join(run_root, "ImageExampleGen") + "/")
     assert glob.glob(os.path.join(examples, "Split-train", "*.gz"))
     assert os.path.isfile(os.path.join(run.output_uri("SchemaGen", "schema"), "schema.pbtxt"))
     model = run.output_uri("Trainer_scratch", "model")
