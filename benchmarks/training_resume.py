@@ -104,9 +104,9 @@ def run_until_saved(args: dict, epochs_done: int, log_path: str, backup_root: st
     with open(log_path) as f:
         log_text = f.read()
     epoch_seconds = {int(n): int(s) for n, s in EPOCH_LINE.findall(log_text)}
-    resumed = [line for line in log_text.splitlines() if f"{COMPONENT}: resuming from" in line]
+    resumed = re.search(rf"{COMPONENT}: resuming from .*", log_text)
     return {"seconds_to_save": round(saved_after, 1), "epoch_seconds": epoch_seconds[epochs_done],
-            "resume_line": resumed[0].split("] ", 1)[-1] if resumed else None}
+            "resume_line": resumed.group(0) if resumed else None}
 
 
 def main(argv=None):

@@ -105,6 +105,17 @@ class TrainingBackup:
         best-so-far weights, which are kept in the backup too."""
         return PhaseBackup(self, name, epochs, model, list(tracked), best_weights)
 
+    def restore_weights(self, model: keras.Model) -> bool:
+        """Sets the whole model's weights to the saved ones, if there is a save."""
+        if self.saved is None:
+            return False
+        try:
+            model.set_weights(self.store.weights(self.saved["save"]))
+        except ValueError as error:
+            raise ValueError(f"the training backup {self.saved['save']} does not fit {model.name} ({error}); "
+                             f"delete {self.store.folder} to train from the start") from error
+        return True
+
     def finish(self):
         """The model is exported: the backup is no longer needed."""
         self.store.delete()
@@ -140,11 +151,7 @@ class PhaseBackup:
         """The weights, and the best-so-far weights file of the saved epoch (a killed attempt
         may have written a newer one after its last save)."""
         saved = self.backup.saved
-        try:
-            self.model.set_weights(self.backup.store.weights(saved["save"]))
-        except ValueError as error:
-            raise ValueError(f"the training backup {saved['save']} does not fit {self.model.name} ({error}); "
-                             f"delete {self.backup.store.folder} to train from the start") from error
+        self.backup.restore_weights(self.model)
         if self.best_weights is None:
             return
         kept = saved["best_weights"]

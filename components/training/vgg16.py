@@ -98,6 +98,8 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, b
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
         parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes)
+        # The frozen layers as the killed run had them, before their outputs are cached.
+        backup.restore_weights(parts.model)
         cache = None
         if fast or (hp.fine_tune_epochs and not hp.fine_tune_augment):
             cut = LAST_BASE_LAYER if not hp.fine_tune_epochs or hp.fine_tune_augment else \
