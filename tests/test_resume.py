@@ -62,20 +62,31 @@ def tfx_fn_args(examples: str, transform: str, pipeline_root: str, component: st
                   working_dir=os.path.join(trainer, "model_run", str(execution_id)))
 
 
-def kill_during_epoch(tmp_path, run_fn: str, fn_args: FnArgs, fit_call: int, epoch: int) -> dict:
-    """Runs run_fn in a child, SIGKILLs it after the first batch of `epoch` of its
-    fit_call-th fit; returns the child's optimizer iteration count at the kill."""
+def kill_during_epoch(tmp_path, fn_args: FnArgs, fit_call: int, epoch: int) -> dict:
+    """Runs the Trainer of fn_args' component in a child, SIGKILLs it after the first batch
+    of `epoch` of its fit_call-th fit; returns the child's optimizer iteration count there."""
+    model = os.path.basename(backup_store.trainer_folder(fn_args.model_run_dir)).split("_", 1)[1]
     marker = str(tmp_path / "paused.json")
     fields = {name: getattr(fn_args, name) for name in (
         "train_files", "eval_files", "transform_output", "transform_graph_path", "serving_model_dir",
         "model_run_dir", "working_dir", "custom_config")}
-    spec = {"run_fn": run_fn, "fn_args": fields, "pause": {"fit_call": fit_call, "epoch": epoch, "marker": marker}}
+    spec = {"run_fn": f"components.training.{model}.run_fn", "fn_args": fields,
+            "pause": {"fit_call": fit_call, "epoch": epoch, "marker": marker}}
     log = str(tmp_path / "child.log")
     child = trainer_process.start(spec, str(tmp_path / "spec.json"), log)
     paused = trainer_process.wait_for_marker(child, marker, log)
     child.kill()
     assert child.wait() == -9
     return paused
+
+
+def killed_trainer(pipeline_inputs, tmp_path, component: str, hparams: dict, fit_call: int, epoch: int):
+    """A Trainer killed mid-epoch in a TFX layout under tmp_path: (its fn_args, the child's
+    state at the kill, the backup it left)."""
+    examples, transform = pipeline_inputs
+    fn_args = tfx_fn_args(examples, transform, str(tmp_path / "pipeline_root"), component, 5, hparams)
+    paused = kill_during_epoch(tmp_path, fn_args, fit_call=fit_call, epoch=epoch)
+    return fn_args, paused, read_backup(fn_args)
 
 
 def read_backup(fn_args: FnArgs) -> dict:
@@ -113,21 +124,18 @@ def assert_serves_jpeg_bytes(serving_model_dir: str):
 
 
 def test_scratch_convnet_killed_mid_epoch_resumes_on_a_local_re_run(pipeline_inputs, tmp_path, progress_log):
-    examples, transform = pipeline_inputs
-    root = str(tmp_path / "pipeline_root")
-    killed = tfx_fn_args(examples, transform, root, "Trainer_scratch", 5, SCRATCH_HPARAMS)
-    paused = kill_during_epoch(tmp_path, "components.training.scratch.run_fn", killed, fit_call=1, epoch=2)
-    backup = read_backup(killed)
+    _, paused, backup = killed_trainer(pipeline_inputs, tmp_path, "Trainer_scratch", SCRATCH_HPARAMS,
+                                       fit_call=1, epoch=2)
     state = backup["state"]
     assert state["current"] == scratch.PHASE and state["phases"][scratch.PHASE]["epochs_done"] == 2
     assert backup["iterations"] == 2 * SCRATCH_HPARAMS["steps_per_epoch"] < paused["optimizer_iterations"]
-    plateau, checkpoint, early_stopping = state["callbacks"]
+    plateau = state["callbacks"][0]
     assert plateau["class"] == "ReduceLROnPlateau" and plateau["state"]["wait"] == 1  # epoch 2: a plateau
     best_copy = os.path.join(os.path.dirname(backup["save"]), state["best_weights"]["file"])
     best = build_scratch_model()
     best.load_weights(best_copy)
 
-    rerun = tfx_fn_args(examples, transform, root, "Trainer_scratch", 6, SCRATCH_HPARAMS)
+    rerun = tfx_fn_args(*pipeline_inputs, str(tmp_path / "pipeline_root"), "Trainer_scratch", 6, SCRATCH_HPARAMS)
     scratch.run_fn(rerun)
 
     assert (f"Trainer_scratch: resuming from {backup['save']}: epoch 2 of 4 done (phase scratch)"
@@ -153,15 +161,12 @@ def test_scratch_convnet_killed_mid_epoch_resumes_on_a_local_re_run(pipeline_inp
     for saved, served in zip(best.get_weights(), exported.get_weights(), strict=True):
         np.testing.assert_array_equal(saved, served)
     assert_serves_jpeg_bytes(rerun.serving_model_dir)
-    assert not os.path.exists(os.path.join(root, "Trainer_scratch", backup_store.BACKUP_DIR))
+    assert not os.path.exists(os.path.join(backup_store.trainer_folder(rerun.model_run_dir), backup_store.BACKUP_DIR))
 
 
 def test_vgg16_killed_in_fine_tuning_resumes_on_a_retry(pipeline_inputs, tmp_path, progress_log):
-    examples, transform = pipeline_inputs
-    root = str(tmp_path / "pipeline_root")
-    fn_args = tfx_fn_args(examples, transform, root, "Trainer_vgg16", 3, VGG16_HPARAMS)
-    paused = kill_during_epoch(tmp_path, "components.training.vgg16.run_fn", fn_args, fit_call=2, epoch=2)
-    backup = read_backup(fn_args)
+    fn_args, paused, backup = killed_trainer(pipeline_inputs, tmp_path, "Trainer_vgg16", VGG16_HPARAMS,
+                                             fit_call=2, epoch=2)
     state = backup["state"]
     extraction, fine_tuning = "feature extraction (fast)", "fine-tuning (cached frozen layers)"
     assert list(state["phases"]) == [extraction, fine_tuning] and state["current"] == fine_tuning
@@ -184,7 +189,7 @@ def test_vgg16_killed_in_fine_tuning_resumes_on_a_retry(pipeline_inputs, tmp_pat
     saved_epochs = common.concat_histories(*[phase["history"] for phase in state["phases"].values()])
     assert {key: values[:3] for key, values in history.items()} == saved_epochs
     assert_serves_jpeg_bytes(fn_args.serving_model_dir)
-    assert not os.path.exists(os.path.join(root, "Trainer_vgg16", backup_store.BACKUP_DIR))
+    assert not os.path.exists(os.path.join(backup_store.trainer_folder(fn_args.model_run_dir), backup_store.BACKUP_DIR))
 
 
 class CrashAt(keras.callbacks.Callback):
