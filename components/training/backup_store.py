@@ -6,10 +6,11 @@ parent of the model_run artifact's parent:
 
 - TFX's local runners: model_run is `<pipeline_root>/Trainer_<model>/model_run/<execution id>`;
   a re-run gets a new execution id, so the backup must live above it.
-- KFP v2: model_run is `<root>/Trainer_<model>/<uuid>/model_run`; the driver
-  provisions output URIs once, before any attempt, so a retried task gets the same
-  (kubeflow/pipelines backend/src/v2/component/launcher_v2.go, the comment of
-  qualifyExecutorLogsURI).
+- KFP v2: model_run is `<pipeline root>/<pipeline name>/<run id>/Trainer_<model>/<uuid>/model_run`
+  (kubeflow/pipelines backend/src/v2/driver: GenerateOutputURI); the driver provisions
+  output URIs once, before any attempt, so a retried task gets the same
+  (backend/src/v2/component/launcher_v2.go, the comment of qualifyExecutorLogsURI),
+  while a new run has a new run id and starts fresh.
 
 The key hashes what makes a state valid to go on from (the examples, the Transform
 graph, the Trainer module, every hyper-parameter): new data or a changed setting
