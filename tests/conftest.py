@@ -35,6 +35,22 @@ def pipeline_export(tmp_path_factory):
                         trainer_inputs.RAW_FEATURE_SPEC, list(contract.CATS_VS_DOGS_CLASSES), str(root / "export"))
 
 
+@pytest.fixture(scope="session")
+def pipeline_inputs(tmp_path_factory):
+    """(examples, transform graph) for the Trainers' run_fn: a few images per class of
+    data/sample in ImageExampleGen's layout, and Transform's graph of the project's
+    preprocessing_fn."""
+    from pipeline import trainer_inputs
+    from tests.examples_artifacts import TRAINING_IMAGES_PER_CLASS
+    from tests.image_files import SAMPLE_DIR
+    root = tmp_path_factory.mktemp("training_inputs")
+    examples = trainer_inputs.write_examples(SAMPLE_DIR, str(root / "examples"),
+                                             limit_per_class=TRAINING_IMAGES_PER_CLASS)
+    first = trainer_inputs.image_files(SAMPLE_DIR, contract.TRAIN_SPLIT, 1)["cats"][0]
+    transform = trainer_inputs.build_transform_graph(first, str(root / "transform"))
+    return examples, transform
+
+
 @pytest.fixture
 def server(tmp_path, exported_models):
     """This project's server with MODEL version 1 under a polled base path."""

@@ -13,6 +13,9 @@ from components import contract
 from components.formats import examples as examples_format
 from tests.image_files import SAMPLE_DIR
 
+TRAINING_IMAGES_PER_CLASS = 6
+"""Images per class and split that the Trainers' tests train on (pipeline_inputs in conftest.py)."""
+
 
 def examples_artifact(uri: str, splits: Sequence[str] = (contract.TEST_SPLIT,)) -> standard_artifacts.Examples:
     """An Examples artifact at uri with these splits, as ImageExampleGen records it."""

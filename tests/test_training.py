@@ -14,19 +14,8 @@ from components.training import common, data, scratch, vgg16
 from components.training.hparams import WEIGHTS_NONE
 from components.training.models import build_scratch_model
 from pipeline import trainer_inputs
-
-SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample")
-IMAGES_PER_CLASS = 6
-
-
-@pytest.fixture(scope="module")
-def pipeline_inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("training_inputs")
-    examples = trainer_inputs.write_examples(SAMPLE, str(root / "examples"),
-                                               limit_per_class=IMAGES_PER_CLASS)
-    first = trainer_inputs.image_files(SAMPLE, contract.TRAIN_SPLIT, 1)["cats"][0]
-    transform = trainer_inputs.build_transform_graph(first, str(root / "transform"))
-    return examples, transform
+from tests.examples_artifacts import TRAINING_IMAGES_PER_CLASS as IMAGES_PER_CLASS
+from tests.image_files import SAMPLE_DIR as SAMPLE
 
 
 @pytest.fixture(scope="module")

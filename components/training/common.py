@@ -2,7 +2,7 @@
 import json
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import keras
 import numpy as np
@@ -184,10 +184,6 @@ def compile_classifier(model: keras.Model, learning_rate: float, n_classes: int)
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
-def history_to_lists(history: keras.callbacks.History) -> Dict[str, List[float]]:
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
-
-
 def concat_histories(*histories: Dict[str, List[float]]) -> Dict[str, List[float]]:
     merged: Dict[str, List[float]] = {}
     for history in histories:
@@ -199,14 +195,16 @@ def concat_histories(*histories: Dict[str, List[float]]) -> Dict[str, List[float
 def write_training_report(model_run_dir: str, title: str, history: Dict[str, List[float]],
                           hparams: Dict, phase_starts: Optional[Dict[str, int]] = None,
                           smoothed: bool = False, augmentation: Optional[AugmentationParams] = None,
-                          sample_image: Optional[np.ndarray] = None, kept_epoch: Optional[int] = None) -> str:
+                          sample_image: Optional[np.ndarray] = None, kept_epoch: Optional[int] = None,
+                          resumes: Sequence[Dict] = ()) -> str:
     """history.json, curves.png and (with augmentation) augmentation.png in the model_run artifact.
-    `kept_epoch`: the epoch whose weights are exported (None: the last)."""
+    `kept_epoch`: the epoch whose weights are exported (None: the last); `resumes`: where
+    training went on after a kill, and what it restored (components.training.resume)."""
     report_dir = os.path.join(model_run_dir, contract.TRAINING_REPORT_DIR)
     tf.io.gfile.makedirs(report_dir)
     with tf.io.gfile.GFile(os.path.join(report_dir, "history.json"), "w") as f:
         json.dump({"history": history, "phase_starts": phase_starts or {},
-                   "hparams": hparams, "kept_epoch": kept_epoch}, f, indent=1)
+                   "hparams": hparams, "kept_epoch": kept_epoch, "resumes": list(resumes)}, f, indent=1)
     if any(history.values()):
         plots.plot_curves(history, os.path.join(report_dir, "curves.png"), title,
                           smoothed=smoothed, phase_starts=phase_starts)

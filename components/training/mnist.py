@@ -7,13 +7,15 @@ from components.image_shape import MNIST_IMAGE_SHAPE
 from components.training import common, data, precision
 from components.training.hparams import MnistHParams
 from components.training.models import build_mnist_model
+from components.training.resume import TrainingBackup
 
 TITLE = "MNIST convnet"
+PHASE = "mnist"
 
 
-def train(hp: MnistHParams, inputs: common.TrainingInputs, model_run_dir: str):
-    """Builds, compiles and fits the model (no augmentation, as in the book);
-    returns (model, history dict)."""
+def train(hp: MnistHParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
+    """Builds, compiles and fits the model (no augmentation, as in the book), from where
+    `backup` says a killed run stopped; returns (model, history dict)."""
     inputs.require_image_shape(MNIST_IMAGE_SHAPE, TITLE)
     common.seed_everything(hp.seed)
     repeat = hp.steps_per_epoch is not None
@@ -25,17 +27,21 @@ def train(hp: MnistHParams, inputs: common.TrainingInputs, model_run_dir: str):
         common.compile_classifier(model, hp.learning_rate, inputs.n_classes)
     logging.info("Training %s on %d classes: %d epochs x %s steps of %d", TITLE, inputs.n_classes,
                  hp.epochs, hp.steps_per_epoch or "all", hp.batch_size)
-    history = model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=hp.steps_per_epoch,
-                        validation_data=eval_ds, validation_steps=hp.validation_steps,
-                        callbacks=[common.ProgressLogger("mnist", hp.epochs), common.tensorboard(model_run_dir)],
-                        verbose=0)
-    return model, common.history_to_lists(history)
+    history = backup.phase(PHASE, hp.epochs, model).run(lambda initial_epoch, backup_callback: model.fit(
+        train_ds, epochs=hp.epochs, initial_epoch=initial_epoch, steps_per_epoch=hp.steps_per_epoch,
+        validation_data=eval_ds, validation_steps=hp.validation_steps,
+        callbacks=[common.ProgressLogger(PHASE, hp.epochs), common.tensorboard(model_run_dir), backup_callback],
+        verbose=0))
+    return model, history
 
 
 def run_fn(fn_args):
     """TFX Trainer entry point."""
     hp = MnistHParams.from_custom_config(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
-    model, history = train(hp, inputs, fn_args.model_run_dir)
-    common.write_training_report(fn_args.model_run_dir, TITLE, history, hp.as_custom_config())
+    backup = TrainingBackup.for_run(fn_args, __name__, hp.as_custom_config())
+    model, history = train(hp, inputs, fn_args.model_run_dir, backup)
+    common.write_training_report(fn_args.model_run_dir, TITLE, history, hp.as_custom_config(),
+                                 resumes=backup.resumes)
     common.export(model, inputs, fn_args.serving_model_dir)
+    backup.finish()

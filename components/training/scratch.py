@@ -1,5 +1,7 @@
 """TFX Trainer module: the book's convnet trained from scratch with augmentation
 (listings 5.13/5.14). Entry point: components.training.scratch.run_fn."""
+from typing import List, Optional
+
 import keras
 from absl import logging
 
@@ -7,28 +9,40 @@ from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training import common, data, precision
 from components.training.hparams import ScratchHParams
 from components.training.models import build_scratch_model
+from components.training.resume import TrainingBackup
 
 TITLE = "Scratch convnet"
+PHASE = "scratch"
 
 
-def callbacks(hp: ScratchHParams, model_run_dir: str):
-    """Progress, TensorBoard, time budget, and the goal recipe's schedule and best-weights keeping."""
-    chosen = [common.ProgressLogger("scratch", hp.epochs), common.TimeBudget(hp.time_budget_minutes),
-              common.tensorboard(model_run_dir)]
-    if hp.reduce_lr_patience is not None:
-        chosen.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=hp.reduce_lr_factor, patience=hp.reduce_lr_patience,
-            min_lr=hp.min_learning_rate))
-    if hp.keep_best_weights:
-        chosen.append(common.keep_best_weights(model_run_dir))
-    if hp.early_stopping_patience is not None:
-        chosen.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                                    patience=hp.early_stopping_patience))
-    return chosen
+class Callbacks:
+    """Progress, TensorBoard, time budget, and the goal recipe's schedule and best-weights
+    keeping; `steering` are those whose state a resumed run restores."""
+
+    def __init__(self, hp: ScratchHParams, model_run_dir: str, started: float):
+        self.others = [common.ProgressLogger(PHASE, hp.epochs), common.TimeBudget(hp.time_budget_minutes, started),
+                       common.tensorboard(model_run_dir)]
+        self.steering: List[keras.callbacks.Callback] = []
+        if hp.reduce_lr_patience is not None:
+            self.steering.append(keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=hp.reduce_lr_factor, patience=hp.reduce_lr_patience,
+                min_lr=hp.min_learning_rate))
+        self.best_weights: Optional[keras.callbacks.ModelCheckpoint] = None
+        if hp.keep_best_weights:
+            self.best_weights = common.keep_best_weights(model_run_dir)
+            self.steering.append(self.best_weights)
+        if hp.early_stopping_patience is not None:
+            self.steering.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                               patience=hp.early_stopping_patience))
+
+    @property
+    def all(self) -> List[keras.callbacks.Callback]:
+        return self.others + self.steering
 
 
-def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str):
-    """Builds, compiles and fits the model; returns (model, history dict, kept epoch or None)."""
+def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
+    """Builds, compiles and fits the model, from where `backup` says a killed run stopped;
+    returns (model, history dict, kept epoch or None)."""
     inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
     common.seed_everything(hp.seed)
     repeat = hp.steps_per_epoch is not None
@@ -41,10 +55,12 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str)
         common.compile_classifier(model, hp.learning_rate, inputs.n_classes)
     logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s, %s)", TITLE, hp.epochs,
                  hp.steps_per_epoch or "all", hp.batch_size, "on" if hp.augment else "off", policy)
-    history = model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=hp.steps_per_epoch,
-                        validation_data=eval_ds, validation_steps=hp.validation_steps,
-                        callbacks=callbacks(hp, model_run_dir), verbose=0)
-    history = common.history_to_lists(history)
+    chosen = Callbacks(hp, model_run_dir, started=backup.clock_start)
+    phase = backup.phase(PHASE, hp.epochs, model, tracked=chosen.steering, best_weights=chosen.best_weights)
+    history = phase.run(lambda initial_epoch, backup_callback: model.fit(
+        train_ds, epochs=hp.epochs, initial_epoch=initial_epoch, steps_per_epoch=hp.steps_per_epoch,
+        validation_data=eval_ds, validation_steps=hp.validation_steps,
+        callbacks=chosen.all + [backup_callback], verbose=0))
     kept_epoch = common.restore_best_weights(model, model_run_dir, history) if hp.keep_best_weights else None
     return model, history, kept_epoch
 
@@ -53,9 +69,11 @@ def run_fn(fn_args):
     """TFX Trainer entry point."""
     hp = ScratchHParams.from_custom_config(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
-    model, history, kept_epoch = train(hp, inputs, fn_args.model_run_dir)
+    backup = TrainingBackup.for_run(fn_args, __name__, hp.as_custom_config())
+    model, history, kept_epoch = train(hp, inputs, fn_args.model_run_dir, backup)
     common.write_training_report(
         fn_args.model_run_dir, TITLE, history, hp.as_custom_config(),
         augmentation=hp.augmentation if hp.augment else None,
-        sample_image=common.first_image(inputs.train), kept_epoch=kept_epoch)
+        sample_image=common.first_image(inputs.train), kept_epoch=kept_epoch, resumes=backup.resumes)
     common.export(model, inputs, fn_args.serving_model_dir)
+    backup.finish()

@@ -8,9 +8,9 @@ block 5 unfrozen (listing 5.22), end to end with augmentation, or on cached
 activations of the frozen layers (fine_tune_augment=False). Whatever the route,
 the exported model is the whole network and serves raw image bytes.
 """
-import time
-from typing import Dict, List, Tuple
+from typing import Tuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -19,6 +19,7 @@ from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training import common, data, precision
 from components.training.hparams import FEATURE_EXTRACTION_FAST, Vgg16HParams
 from components.training.models import Vgg16Parts
+from components.training.resume import TrainingBackup
 
 TITLE = "VGG16 transfer learning"
 LAST_BASE_LAYER = "block5_pool"
@@ -61,41 +62,44 @@ class FeatureCache:
                      for x, y in (self.train, self.eval))
 
 
-def callbacks(phase: str, epochs: int, model_run_dir: str, budget: common.TimeBudget):
-    return [common.ProgressLogger(phase, epochs), common.tensorboard(model_run_dir, phase), budget]
+def callbacks(phase: str, epochs: int, model_run_dir: str, budget: common.TimeBudget,
+              backup_callback: keras.callbacks.Callback):
+    return [common.ProgressLogger(phase, epochs), common.tensorboard(model_run_dir, phase), budget, backup_callback]
 
 
 def fit_on_features(top, train, evaluation, hp: Vgg16HParams, epochs: int, phase: str,
-                    model_run_dir: str, budget: common.TimeBudget) -> Dict[str, List[float]]:
-    history = top.fit(features_dataset(*train, hp.batch_size, shuffle=True, seed=hp.seed),
-                      epochs=epochs,
-                      validation_data=features_dataset(*evaluation, hp.batch_size, shuffle=False),
-                      callbacks=callbacks(phase, epochs, model_run_dir, budget), verbose=0)
-    return common.history_to_lists(history)
+                    model_run_dir: str, budget: common.TimeBudget, initial_epoch: int,
+                    backup_callback: keras.callbacks.Callback):
+    return top.fit(features_dataset(*train, hp.batch_size, shuffle=True, seed=hp.seed),
+                   epochs=epochs, initial_epoch=initial_epoch,
+                   validation_data=features_dataset(*evaluation, hp.batch_size, shuffle=False),
+                   callbacks=callbacks(phase, epochs, model_run_dir, budget, backup_callback), verbose=0)
 
 
 def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, phase: str, model_run_dir: str,
-                   budget: common.TimeBudget):
+                   budget: common.TimeBudget, initial_epoch: int, backup_callback: keras.callbacks.Callback):
     repeat = hp.steps_per_epoch is not None
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True,
                              augmentation=hp.augmentation, shuffle_buffer=hp.shuffle_buffer,
                              repeat=repeat, seed=hp.seed)
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
-    history = parts.model.fit(train_ds, epochs=epochs, steps_per_epoch=hp.steps_per_epoch,
-                              validation_data=eval_ds, validation_steps=hp.validation_steps,
-                              callbacks=callbacks(phase, epochs, model_run_dir, budget), verbose=0)
-    return common.history_to_lists(history)
+    return parts.model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=hp.steps_per_epoch,
+                           validation_data=eval_ds, validation_steps=hp.validation_steps,
+                           callbacks=callbacks(phase, epochs, model_run_dir, budget, backup_callback), verbose=0)
 
 
-def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str):
-    """Both phases; returns (parts, merged history, phase start epochs)."""
+def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
+    """Both phases, from where `backup` says a killed run stopped; returns (parts, merged
+    history, phase start epochs)."""
     inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
     common.seed_everything(hp.seed)
-    budget = common.TimeBudget(hp.time_budget_minutes, started=time.time())
+    budget = common.TimeBudget(hp.time_budget_minutes, started=backup.clock_start)
     n_classes = inputs.n_classes
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
         parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes)
+        # The frozen layers as the killed run had them, before their outputs are cached.
+        backup.restore_weights(parts.model)
         cache = None
         if fast or (hp.fine_tune_epochs and not hp.fine_tune_augment):
             cut = LAST_BASE_LAYER if not hp.fine_tune_epochs or hp.fine_tune_augment else \
@@ -109,16 +113,18 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str):
             phase_starts[phase] = 1
             parts.freeze_base()
             logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
+            progress = backup.phase(phase, hp.feature_extraction_epochs, parts.model)
             if fast:
                 _, top = parts.split_at(LAST_BASE_LAYER)
                 common.compile_classifier(top, hp.feature_extraction_learning_rate, n_classes)
-                train_features, eval_features = cache.at(parts, LAST_BASE_LAYER)
-                histories.append(fit_on_features(top, train_features, eval_features, hp,
-                                                 hp.feature_extraction_epochs, phase, model_run_dir, budget))
+                histories.append(progress.run(lambda initial_epoch, backup_callback: fit_on_features(
+                    top, *cache.at(parts, LAST_BASE_LAYER), hp, hp.feature_extraction_epochs, phase, model_run_dir,
+                    budget, initial_epoch, backup_callback)))
             else:
                 common.compile_classifier(parts.model, hp.feature_extraction_learning_rate, n_classes)
-                histories.append(fit_end_to_end(parts, inputs, hp, hp.feature_extraction_epochs, phase,
-                                                model_run_dir, budget))
+                histories.append(progress.run(lambda initial_epoch, backup_callback: fit_end_to_end(
+                    parts, inputs, hp, hp.feature_extraction_epochs, phase, model_run_dir, budget,
+                    initial_epoch, backup_callback)))
 
         if hp.fine_tune_epochs and budget.exhausted:
             logging.warning("Time budget of %.0f min used by feature extraction: fine-tuning skipped",
@@ -128,15 +134,18 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str):
             phase_starts[phase] = sum(len(h.get("loss", [])) for h in histories) + 1
             parts.unfreeze_from(hp.fine_tune_from)
             logging.info("[%s] %d trainable weight tensors", phase, len(parts.model.trainable_weights))
+            progress = backup.phase(phase, hp.fine_tune_epochs, parts.model)
             if hp.fine_tune_augment:
                 common.compile_classifier(parts.model, hp.fine_tune_learning_rate, n_classes)
-                histories.append(fit_end_to_end(parts, inputs, hp, hp.fine_tune_epochs, phase, model_run_dir,
-                                                budget))
+                histories.append(progress.run(lambda initial_epoch, backup_callback: fit_end_to_end(
+                    parts, inputs, hp, hp.fine_tune_epochs, phase, model_run_dir, budget,
+                    initial_epoch, backup_callback)))
             else:
                 _, top = parts.split_at(cache.cut)
                 common.compile_classifier(top, hp.fine_tune_learning_rate, n_classes)
-                histories.append(fit_on_features(top, cache.train, cache.eval, hp,
-                                                 hp.fine_tune_epochs, phase, model_run_dir, budget))
+                histories.append(progress.run(lambda initial_epoch, backup_callback: fit_on_features(
+                    top, cache.train, cache.eval, hp, hp.fine_tune_epochs, phase, model_run_dir, budget,
+                    initial_epoch, backup_callback)))
     return parts, common.concat_histories(*histories), phase_starts
 
 
@@ -144,12 +153,14 @@ def run_fn(fn_args):
     """TFX Trainer entry point."""
     hp = Vgg16HParams.from_custom_config(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
-    parts, history, phase_starts = train(hp, inputs, fn_args.model_run_dir)
+    backup = TrainingBackup.for_run(fn_args, __name__, hp.as_custom_config())
+    parts, history, phase_starts = train(hp, inputs, fn_args.model_run_dir, backup)
     augmented = hp.feature_extraction != FEATURE_EXTRACTION_FAST or (
         hp.fine_tune_epochs and hp.fine_tune_augment)
     common.write_training_report(
         fn_args.model_run_dir, TITLE, history, hp.as_custom_config(), phase_starts=phase_starts,
         smoothed=bool(hp.fine_tune_epochs),
         augmentation=hp.augmentation if augmented else None,
-        sample_image=common.first_image(inputs.train) if augmented else None)
+        sample_image=common.first_image(inputs.train) if augmented else None, resumes=backup.resumes)
     common.export(parts.model, inputs, fn_args.serving_model_dir)
+    backup.finish()
