@@ -36,9 +36,10 @@ def backend_run(tmp_path_factory):
                      "--serving-model-dir", os.path.join(work, "serving"), "--serving-volume-claim", ""]) == 0
     backend = kfp_backend.Backend(kfp_backend.ProcessTaskRunner(), os.path.join(work, "backend"),
                                   wait_backoff=False)
-    # A lost pod: the Trainer's process is killed after its first epoch.
+    # A lost pod: the Trainer's process is killed when its second epoch ends (the
+    # first epoch's state is saved by then).
     run = backend.run(package, {}, only=LAST_TASKS,
-                      faults={"Trainer_scratch": kfp_backend.KillOnce(r"\] epoch 1/")})
+                      faults={"Trainer_scratch": kfp_backend.KillOnce(r"\] epoch 2/")})
     return work, package, backend, run
 
 
@@ -48,8 +49,12 @@ def test_each_kind_of_task_succeeds_on_the_backends_executor_input(backend_run):
                                            "SchemaGen", "Transform", "Trainer_scratch",
                                            "BaselineLookup_scratch"]
     assert all(t.exit_code == 0 and not t.cached for t in run.tasks)
-    # The killed Trainer was run again by its compiled retry policy, on the same outputs.
-    assert run.task("Trainer_scratch").attempts == (-9, 0)
+    # The killed Trainer was run again by its compiled retry policy, on the same
+    # outputs, and resumed from what it had saved there.
+    trainer = run.task("Trainer_scratch")
+    assert trainer.attempts == (-9, 0)
+    with open(trainer.log_path, errors="replace") as log:
+        assert "Trainer_scratch: resuming from " in log.read()
     for task in run.tasks:
         executor_input = task.executor_input
         assert "executor-logs" in executor_input["outputs"]["artifacts"]

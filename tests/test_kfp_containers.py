@@ -30,8 +30,9 @@ SAMPLE = os.path.join(REPO, "data", "sample")
 IMAGE = os.environ.get("CATSDOGS_KFP_IMAGE")
 TIMINGS_OUT = os.environ.get("CATSDOGS_KFP_TIMINGS")
 SERVE_TIMEOUT_S = 180
-KILL_AFTER = r"\] epoch 1/"
-"""The Trainers' progress line at the end of the first epoch (components/training/common.py)."""
+KILL_AFTER = r"\] epoch 2/"
+"""The Trainers' progress line at the end of the second epoch (components/training/common.py):
+the first epoch's training state is saved by then."""
 
 
 @dataclasses.dataclass
@@ -117,6 +118,10 @@ def test_a_killed_trainer_is_retried_by_its_compiled_policy(pipeline_run):
     policy = pipeline_run.spec["root"]["dag"]["tasks"]["Trainer_scratch"]["retryPolicy"]
     assert policy["maxRetryCount"] >= 1
     assert trainer.attempts == (137, 0)  # SIGKILL, then the retry that finished
+    with open(trainer.log_path, errors="replace") as log:
+        assert "Trainer_scratch: resuming from " in log.read()  # same output URIs: it found its backup
+    model_run = pipeline_run.run.output_uri("Trainer_scratch", "model_run")
+    assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(model_run)), "resume"))
     assert all(t.attempts == (0,) for t in pipeline_run.runs if t.task != "Trainer_scratch" and not t.cached)
 
 
