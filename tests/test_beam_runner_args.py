@@ -35,8 +35,9 @@ def test_the_documented_flink_args_are_the_portable_runner_args_the_test_runs():
 @pytest.mark.parametrize("runner", sorted(SECTIONS))
 def test_compile_carries_the_documented_args_to_every_beam_component(runner, tmp_path):
     from tfx.dsl.components.base import base_beam_executor
-    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
     from tfx.utils import import_utils
+
+    from pipeline import kfp_task_entrypoint, kubeflow_runner
 
     beam_args = documented_beam_args(runner)
     path = str(tmp_path / "pipeline.yaml")
@@ -46,9 +47,10 @@ def test_compile_carries_the_documented_args_to_every_beam_component(runner, tmp
     for task, task_spec in spec["root"]["dag"]["tasks"].items():
         label = spec["components"][task_spec["componentRef"]["name"]]["executorLabel"]
         container = spec["deploymentSpec"]["executors"][label].get("container")
-        if not container:
-            continue
-        parsed, parsed_beam_args = kubeflow_v2_run_executor._parse_flags(  # pylint: disable=protected-access
+        if not container or container["command"][-1] != kubeflow_runner.TASK_ENTRYPOINT:
+            continue  # no TFX executor (DataFingerprint lists files)
+        # Parsed as the task's command parses them (TFX's flags, then the outputs spec).
+        parsed, parsed_beam_args = kfp_task_entrypoint._parse_flags(  # pylint: disable=protected-access
             list(container["args"]))
         executor = import_utils.import_class_by_path(parsed.executor_class_path)
         if issubclass(executor, base_beam_executor.BaseBeamExecutor):
