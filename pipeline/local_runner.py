@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 
 from absl import logging as absl_logging
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as error:
-        print(f"run-local: {error}")
+        print(f"catsdogs run-local: error: {error}", file=sys.stderr)
         return 2
     from components.image_example_gen.errors import BadInputError  # pylint: disable=import-outside-toplevel
     from components.image_example_gen.layout import scan_layout  # pylint: disable=import-outside-toplevel
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         scan_layout(config.data_root)  # a wrong --data-dir fails here, before TFX starts
         run_pipeline(config)
     except BadInputError as error:  # the data's fault: its one-line reason, not a traceback
-        print(f"run-local: {error}")
+        print(f"catsdogs run-local: error: {error}", file=sys.stderr)
         return 2
     from components.evaluation import run_summary  # pylint: disable=import-outside-toplevel
     print(f"Pipeline outputs: {config.pipeline_root}")

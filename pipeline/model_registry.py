@@ -12,7 +12,8 @@ To add a model: write its run_fn (and hyper-parameter dataclass) under
 components/training/ and add one ModelEntry to MODELS.
 """
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type
+import importlib
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 from components import contract
 from components.evaluation.thresholds import BlessingThresholds
@@ -41,6 +42,11 @@ class ModelEntry:
     def component_id(self, component: str) -> str:
         """This model's instance of a per-model component, e.g. Trainer_scratch."""
         return f"{component}_{self.key}"
+
+    def load_run_fn(self) -> Callable:
+        """The Trainer's run_fn itself (imports its module, hence TensorFlow)."""
+        module_name, function = self.run_fn.rsplit(".", 1)
+        return getattr(importlib.import_module(module_name), function)
 
     @property
     def trainer_id(self) -> str:

@@ -227,7 +227,8 @@ def test_run_local_prints_a_layout_error_in_one_line(tmp_path, run_local):
     image_files.copy_sample(str(data), per_class=1, splits=("train", "test"))
     code, out, err = run_local(data, tmp_path / "out")
     assert code == 2
-    assert out.strip().splitlines()[-1].startswith(f"run-local: split folder {data}/validation is missing; expected")
+    assert err.strip().splitlines()[-1].startswith(
+        f"catsdogs run-local: error: split folder {data}/validation is missing; expected")
     assert "Traceback" not in out + err
 
 
@@ -240,8 +241,8 @@ def test_run_local_gets_past_the_driver_and_names_broken_link_and_not_utf8_files
     image_files.write(os.path.join(os.fsencode(data), b"test/dogs/" + NOT_UTF8_NAME), image_files.sample_jpeg_bytes())
     code, out, err = run_local(data, tmp_path / "out")
     assert code == 2
-    message = out.strip().splitlines()[-1]
-    assert message.startswith("run-local: 2 of 8 image files rejected"), message
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("catsdogs run-local: error: 2 of 8 image files rejected"), message
     assert "gone.jpg: broken symbolic link" in message and "caf\\xe9.jpg: file name is not valid UTF-8" in message
     listed_in = message.rsplit(" are listed in ", 1)[1]  # TFX deleted the execution's outputs, not this
     with open(listed_in, newline="") as file:
