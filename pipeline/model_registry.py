@@ -82,7 +82,7 @@ MODELS: Tuple[ModelEntry, ...] = (
                # Small already: the book's budget (5 epochs) stays. On the 1,078 scikit-learn
                # digits that is only 85 steps; with --set mnist.epochs=20 test accuracy ranged
                # 0.969-0.983 over seeds, CPUs and kernels, so the floor sits 2 points below
-               # that (MNIST itself: 99.1% in the book). benchmarks/RESULTS-training.md, item 6.
+               # that (MNIST itself: 99.1% in the book). benchmarks/RESULTS-training.md, "Margins".
                quick_hparams={}),
 )
 _BY_NAME = {**{m.served_name: m for m in MODELS}, **{m.key: m for m in MODELS}}

@@ -1,4 +1,4 @@
-"""ImageExampleGen on files that used to end or break the run (issue 12): each one is
+"""ImageExampleGen on odd files that could end or break the run: each one is
 now an example, a rejected file with its reason, or a skipped file, and the run goes on.
 
 One executor run over a tree holding every kind of odd file keeps this module fast;
@@ -29,7 +29,7 @@ TAB_NAME, NEWLINE_NAME, QUOTE_NAME, CR_NAME = "tab\there.jpg", "two\nlines.jpg",
 
 
 def write_odd_files(data, outside):
-    """Every odd file of issue 12 under `data` (a copy of the sample); returns
+    """Every kind of odd file under `data` (a copy of the sample); returns
     {relative path: expected outcome} for the files it adds."""
     jpeg = image_files.sample_jpeg_bytes()
     write = lambda relative, content: image_files.write(os.path.join(data, relative), content)  # noqa: E731

@@ -73,7 +73,7 @@ class _CustomConfig:
 class ScratchHParams(_CustomConfig):
     """Listings 5.13/5.14: the small convnet trained from scratch with augmentation.
 
-    The defaults are the pipeline's recipe for the issue's 85% goal: the book's
+    The defaults are the pipeline's recipe for 85% test accuracy: the book's
     model and augmentation, RMSprop at 1e-3 halved whenever validation loss stops
     improving, and the weights of the best validation epoch kept (the last epoch's
     swing by +-3 points at this rate). BOOK_SCRATCH reproduces the book's run.
