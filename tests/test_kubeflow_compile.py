@@ -234,7 +234,7 @@ def test_compile_without_a_root_says_what_runs_will_do(default_compiled, capsys)
                                           ("s3://bucket/root", "no s3:// file system"),
                                           ("relative/root", "absolute path")])
 def test_compile_refuses_a_root_tfx_cannot_write(tmp_path, capsys, root, reason):
-    assert cli.main(["compile", "--output", str(tmp_path / "p.yaml"), "--pipeline-root", root]) == 1
+    assert cli.main(["compile", "--output", str(tmp_path / "p.yaml"), "--pipeline-root", root]) == 2
     error = capsys.readouterr().err
     assert reason in error and root in error
     assert not (tmp_path / "p.yaml").exists()
