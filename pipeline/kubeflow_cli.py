@@ -143,10 +143,7 @@ def kubeflow_config_from_args(args):
     if args.no_cache:
         overrides["enable_cache"] = False
     if args.quick:
-        overrides["hparams_overrides"] = {
-            model.key: {**model.quick_hparams, **config.hparams_overrides.get(model.key, {})}
-            for model in model_registry.MODELS}
-        overrides["min_accuracy_overrides"] = model_registry.quick_min_accuracies()
+        overrides["settings"] = dataclasses.replace(config.settings, quick=True)
     if args.gpus is not None or args.gpu_resource:
         overrides["gpu"] = dataclasses.replace(
             config.gpu, **{k: v for k, v in (("count", args.gpus),
