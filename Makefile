@@ -24,8 +24,10 @@ test: env
 test-kfp: env
 	scripts/test_kfp.sh
 
+# The benchmarks read the book's full data set from $$CATSDOGS_DATA_DIR
+# (`make bench CATSDOGS_DATA_DIR=DIR`); benchmarks/full_data.py.
 bench: env
-	$(PY) -m benchmarks.run_all $(if $(ONLY),--only $(ONLY))
+	CATSDOGS_DATA_DIR="$(CATSDOGS_DATA_DIR)" $(PY) -m benchmarks.run_all $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf outputs

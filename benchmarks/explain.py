@@ -17,10 +17,11 @@ import sys
 import tempfile
 import time
 
+from benchmarks import full_data
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA_DIR = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "cats_and_dogs_small"))
 RESULTS = os.path.join(REPO, "benchmarks", "RESULTS-explain.md")
 WARM_REPEATS = 20
 GALLERY_IMAGES = 16
@@ -98,9 +99,10 @@ def save_models(folder: str, with_vgg16: bool) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    full_data.add_argument(parser)
     parser.add_argument("--skip-vgg16", action="store_true")
     args = parser.parse_args(argv)
+    args.data_dir = full_data.require(args.data_dir, "explain")
     examples = test_images(args.data_dir)
     image_path = os.path.join(args.data_dir, "test", examples[1].filename)
     results = {}

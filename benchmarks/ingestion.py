@@ -13,10 +13,9 @@ import platform
 import tempfile
 import time
 
+from benchmarks import full_data
 from components.image_example_gen.layout import scan_layout
 
-DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                                "cats_and_dogs_small")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-ingestion.md")
 
 
@@ -44,8 +43,9 @@ def run_example_gen(data_dir: str) -> tuple:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default=os.path.normpath(DEFAULT_DATA_DIR))
+    full_data.add_argument(parser)
     args = parser.parse_args(argv)
+    args.data_dir = full_data.require(args.data_dir, "ingestion")
     n_files, n_bytes, read_seconds = read_all_files(args.data_dir)
     totals, gen_seconds = run_example_gen(args.data_dir)
     result = {

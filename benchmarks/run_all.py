@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.run_all [--only NAME ...]
 
 Each benchmark writes its figures to benchmarks/RESULTS-<area>.md. They need the
-full data set (../shared/data/cats_and_dogs_small) and take from seconds
+full data set: $CATSDOGS_DATA_DIR (benchmarks/full_data.py) names it. They take from seconds
 (ingestion) to about an hour (training); none is part of CI.
 """
 import argparse

@@ -7,7 +7,7 @@ multi_processing modes: wall time, images/s and peak memory per component.
         [--modes in_memory multi_processing] [--label after]
 
 DIR is the book's split (train/, validation/, test/; e.g. the project's
-cats_and_dogs_small), or $CATSDOGS_FULL_DATA when --data-dir is not given.
+cats_and_dogs_small), or $CATSDOGS_DATA_DIR when --data-dir is not given.
 The k-x data set keeps validation and test and holds k distinct copies of each
 training image: the original and k-1 re-encodings, each with one pixel changed,
 so no two files hold the same bytes. They are generated once under
@@ -34,12 +34,12 @@ import sys
 import time
 from typing import Dict, List
 
+from benchmarks import full_data
 from components import contract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO_ROOT, "benchmarks", "RESULTS-scaling.md")
 RESULT_JSON = os.path.join(REPO_ROOT, "benchmarks", "results", "scaling_{label}.json")
-DATA_ENV = "CATSDOGS_FULL_DATA"
 COMMAND = ".venv/bin/python -m benchmarks.scaling --data-dir ../shared/data/cats_and_dogs_small"
 COMPONENTS = ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Evaluator")
 """In pipeline order; each partial run takes its inputs from the one before."""
@@ -50,16 +50,6 @@ MODES = {
     "multi_processing": ("--direct_running_mode=multi_processing", "--direct_num_workers=2"),
 }
 SAMPLE_SECONDS = 0.2
-
-
-def source_data_dir(given: str) -> str:
-    data_dir = given or os.environ.get(DATA_ENV, "")
-    if not data_dir:
-        raise SystemExit(f"benchmarks.scaling: the book's split is needed: pass --data-dir DIR or set {DATA_ENV} "
-                         "(a folder with train/, validation/ and test/, one sub-folder per class)")
-    if not os.path.isdir(os.path.join(data_dir, contract.TRAIN_SPLIT)):
-        raise SystemExit(f"benchmarks.scaling: {data_dir} has no {contract.TRAIN_SPLIT}/ folder")
-    return os.path.abspath(data_dir)
 
 
 def _variant(source: str, target: str, copy: int) -> None:
@@ -311,7 +301,7 @@ def write_results(labels: Dict[str, dict]) -> None:
     with open(RESULTS, "w") as file:
         file.write(f"""# Scaling benchmark: the data components at 1x, 5x and 25x
 
-Command: `{COMMAND}` (`make bench` runs it when ${DATA_ENV} names that folder; `--label` names the section,
+Command: `{COMMAND}` (`make bench` runs it when ${full_data.ENV} names that folder; `--label` names the section,
 `--modes` and `--scales` narrow the run, `--write-results` re-renders this page
 from benchmarks/results/scaling_*.json).
 Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, shared
@@ -329,7 +319,7 @@ component reads (all splits; the Evaluator scores the training split).
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="", help=f"the book's split (default: ${DATA_ENV})")
+    full_data.add_argument(parser)
     parser.add_argument("--work-dir", default=os.path.join(REPO_ROOT, "build", "scaling"),
                         help="generated data and runs go here (default: %(default)s)")
     parser.add_argument("--scales", nargs="+", type=int, default=[1, 5, 25])
@@ -348,7 +338,7 @@ def main(argv=None) -> dict:
     if args.run_component:
         run_component(args.run_component, args.run_dir, args.data_dir, args.model_dir, args.modes[0])
         return {}
-    source_dir = source_data_dir(args.data_dir)
+    source_dir = full_data.require(args.data_dir, "scaling")
     rows = benchmark(source_dir, os.path.abspath(args.work_dir), args.scales, args.modes)
     recorded = {"date": str(datetime.date.today()), "note": args.note, "rows": rows,
                 "images": {scale: sum(count_images(scaled_data(source_dir, args.work_dir, scale)).values())

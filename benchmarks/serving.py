@@ -26,11 +26,12 @@ import time
 
 import numpy as np
 
+from benchmarks import full_data
 from benchmarks.results_file import replace_section
+from components import contract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO_ROOT, "benchmarks", "RESULTS-serving.md")
-FULL_TEST_IMAGES = os.path.join(REPO_ROOT, "..", "shared", "data", "cats_and_dogs_small", "test")
 SAMPLE_TEST_IMAGES = os.path.join(REPO_ROOT, "data", "sample", "test")
 MODEL_NAME = "benchmark_model"
 BATCH_SIZES = (1, 32)
@@ -39,7 +40,8 @@ BATCH1_OVERHEAD_GOAL_MS = 5.0
 
 
 def load_images(limit: int = 256):
-    root = FULL_TEST_IMAGES if os.path.isdir(FULL_TEST_IMAGES) else SAMPLE_TEST_IMAGES
+    full = full_data.from_environment()
+    root = os.path.join(full, contract.TEST_SPLIT) if full else SAMPLE_TEST_IMAGES
     paths = sorted(glob.glob(os.path.join(root, "*", "*.jpg")))[:limit]
     images = []
     for path in paths:

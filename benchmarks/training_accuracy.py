@@ -21,13 +21,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from benchmarks import full_data
 from components import contract
 from components.formats import examples
 from components.training.hparams import PRESETS
 from pipeline import model_registry, trainer_inputs
 
-RUN_FNS = {key: model_registry.get(key).run_fn.rsplit(".", 1)[0] for key in model_registry.DEFAULT_MODELS}
-DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 EVAL_BATCH = 50
 # What `make bench` runs when no --model is given: the runs in RESULTS-training.md.
 RECORDED_RUNS = (
@@ -38,7 +37,7 @@ RECORDED_RUNS = (
                                    "fine_tune_epochs": 15, "fine_tune_augment": False, "seed": 1,
                                    "precision": "float32"}),
     # The book's augmented fine-tuning route (listing 5.22) after fast feature extraction,
-    # in bfloat16 where the CPU has it, stopped by a time budget (issue 14, item 3).
+    # in bfloat16 where the CPU has it, stopped by a time budget.
     ("vgg16_augmented_fine_tuning", "vgg16", "default", {"weights": "offline", "feature_extraction": "fast",
                                                          "feature_extraction_epochs": 30, "fine_tune_epochs": 100,
                                                          "fine_tune_augment": True, "seed": 1, "precision": "auto",
@@ -67,16 +66,17 @@ def test_accuracy(export_dir: str, examples_dir: str) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(RUN_FNS),
+    parser.add_argument("--model", choices=model_registry.DEFAULT_MODELS,
                         help="one run; without it, every run recorded in RESULTS-training.md (hours on a CPU)")
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
                         help="named hyper-parameters to start from (default: %(default)s)")
     parser.add_argument("--config", default="{}", help="overrides of the preset's custom_config (JSON)")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    full_data.add_argument(parser)
     parser.add_argument("--name", default=None, help="results sub-folder (default: the model)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
+    args.data_dir = full_data.require(args.data_dir, "training_accuracy")
     if args.model is None:
         for name, model, preset, config in RECORDED_RUNS:
             main(["--model", model, "--name", name, "--preset", preset, "--config", json.dumps(config),
@@ -96,7 +96,7 @@ def main(argv=None):
         next(iter(first_image.values()))[0], os.path.join(work_dir, "transform"))
     prepared = time.time()
 
-    run_fn = __import__(RUN_FNS[args.model], fromlist=["run_fn"]).run_fn
+    run_fn = model_registry.get(args.model).load_run_fn()
     fn_args = trainer_inputs.fn_args(examples_dir, transform_dir, os.path.join(work_dir, "trainer"), config)
     run_fn(fn_args)
     trained = time.time()

@@ -23,12 +23,12 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import full_data
 from components import contract
 from components.training import common, precision
 from components.training.hparams import PRECISION_FLOAT32, WEIGHTS_OFFLINE
 from components.training.models import Vgg16Parts, build_scratch_model
 
-DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 PRECISIONS = (PRECISION_FLOAT32, precision.MIXED_BFLOAT16)
 BATCH_SIZE = 32
 VGG16_BATCH_SIZE = 20
@@ -98,7 +98,7 @@ def vgg16_forward(policy: str, images: np.ndarray):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    full_data.add_argument(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scratch-steps", type=int, default=10, help="training steps of 32 per timing")
     parser.add_argument("--vgg16-batches", type=int, default=5, help="forward batches of 20 per timing")
@@ -107,6 +107,7 @@ def main(argv=None):
                              "if the file exists (default: %(default)s)")
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
+    args.data_dir = full_data.require(args.data_dir, "training_precision")
     images = load_images(args.data_dir, BATCH_SIZE)
     labels = np.array([0.0] * (BATCH_SIZE // 2) + [1.0] * (BATCH_SIZE - BATCH_SIZE // 2), np.float32)
     runners = {}

@@ -1,6 +1,6 @@
 """What a resume costs the scratch convnet at its default preset, on the full data.
 
-    nice -n 10 .venv/bin/python -m benchmarks.training_resume --data-dir /work/shared/data/cats_and_dogs_small
+    nice -n 10 .venv/bin/python -m benchmarks.training_resume --data-dir DIR
 
 (or CATSDOGS_DATA_DIR in the environment instead of --data-dir). Two measurements:
 
@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from benchmarks import full_data
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPONENT = "Trainer_scratch"
@@ -111,14 +113,12 @@ def run_until_saved(args: dict, epochs_done: int, log_path: str, backup_root: st
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("CATSDOGS_DATA_DIR"),
-                        help="the book's image folders (train/validation/test); default: $CATSDOGS_DATA_DIR")
+    full_data.add_argument(parser)
     parser.add_argument("--saves", type=int, default=5, help="state saves to time (default: %(default)s)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--results", default=os.path.join("benchmarks", "results", "resume_scratch.json"))
     args = parser.parse_args(argv)
-    if not args.data_dir:
-        parser.error("--data-dir (or CATSDOGS_DATA_DIR) is required")
+    args.data_dir = full_data.require(args.data_dir, "training_resume")
     from components.training import backup_store, precision
     from pipeline import trainer_inputs
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="resume_bench_")

@@ -23,13 +23,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import full_data
 from components import contract
 from components.training import augmentation, common, data
 from components.training.hparams import LISTING_5_14
 from components.training.models import build_scratch_model
 from pipeline import trainer_inputs
 
-DEFAULT_DATA_DIR = "/work/shared/data/cats_and_dogs_small"
 BATCH_SIZE = 32
 
 
@@ -113,7 +113,7 @@ def fit_images_per_second(model, fit_kwargs, steps: int) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    full_data.add_argument(parser)
     parser.add_argument("--work-dir", default="/tmp/bench_training_throughput")
     parser.add_argument("--input-batches", type=int, default=62, help="batches per input measurement")
     parser.add_argument("--train-steps", type=int, default=None,
@@ -121,6 +121,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
+    args.data_dir = full_data.require(args.data_dir, "training_throughput")
     shutil.rmtree(args.work_dir, ignore_errors=True)
     examples = trainer_inputs.write_examples(args.data_dir, os.path.join(args.work_dir, "examples"),
                                                splits=(contract.TRAIN_SPLIT, contract.EVAL_SPLIT))

@@ -9,6 +9,11 @@ as `args.passthrough`. Modules import nothing
 heavy at module level and are imported only when their sub-command is named,
 so building any parser (every `--help`) imports no TensorFlow or TFX.
 
+A sub-command reports an error as one line, `catsdogs NAME: error: REASON`, on
+stderr, and exits with 2 when its input is wrong (arguments, files, data, as
+argparse does for a bad command line) or 1 when a system it talks to fails
+(a server unreachable or refusing).
+
 Without --verbose, TensorFlow's C++ start-up log is kept from the user
 (pipeline/native_logs.py) for the sub-commands that load TensorFlow.
 """

@@ -55,13 +55,13 @@ class ModelSettings:
     blessing thresholds (the entry's defaults unless a runner overrides them)."""
     entry: model_registry.ModelEntry
     hparams: Any
-    """An instance of entry.hparams_type."""
+    """An instance of entry.hparams_type (entry.default_hparams unless overridden)."""
     thresholds: BlessingThresholds
 
     @classmethod
     def defaults(cls, name: str) -> "ModelSettings":
         entry = model_registry.get(name)
-        return cls(entry, entry.hparams_type(), entry.default_thresholds)
+        return cls(entry, entry.default_hparams, entry.default_thresholds)
 
     def with_min_accuracy(self, floor: float) -> "ModelSettings":
         """These settings with another blessing floor (validated as any threshold)."""
@@ -69,8 +69,7 @@ class ModelSettings:
 
     def with_hparams(self, values: Mapping[str, Any]) -> "ModelSettings":
         """These hyper-parameters with `values` (custom_config names) replaced, validated."""
-        merged = dict(self.hparams.as_custom_config(), **values)
-        return dataclasses.replace(self, hparams=self.entry.hparams_type.from_custom_config(merged))
+        return dataclasses.replace(self, hparams=self.hparams.updated(dict(values)))
 
 
 def select_models(names: Sequence[str]) -> Dict[str, ModelSettings]:

@@ -143,10 +143,7 @@ def kubeflow_config_from_args(args):
     if args.no_cache:
         overrides["enable_cache"] = False
     if args.quick:
-        overrides["hparams_overrides"] = {
-            model.key: {**model.quick_hparams, **config.hparams_overrides.get(model.key, {})}
-            for model in model_registry.MODELS}
-        overrides["min_accuracy_overrides"] = model_registry.quick_min_accuracies()
+        overrides["settings"] = dataclasses.replace(config.settings, quick=True)
     if args.gpus is not None or args.gpu_resource:
         overrides["gpu"] = dataclasses.replace(
             config.gpu, **{k: v for k, v in (("count", args.gpus),
@@ -191,12 +188,12 @@ def run_compile(args) -> int:
 # ---- talking to the KFP API -------------------------------------------------------------
 
 def connection_from_args(args) -> ConnectionSettings:
-    """--host, --token, ... as ConnectionSettings; KfpError for a missing or malformed host."""
+    """--host, --token, ... as ConnectionSettings; ValueError for a missing or malformed host."""
     if not args.host:
-        raise KfpError("no KFP host: pass --host URL (or set KFP_HOST)")
+        raise ValueError("no KFP host: pass --host URL (or set KFP_HOST)")
     host = args.host.rstrip("/")
     if not host.startswith(("http://", "https://")):
-        raise KfpError(f"--host {args.host!r} must start with http:// or https://")
+        raise ValueError(f"--host {args.host!r} must start with http:// or https://")
     return ConnectionSettings(host=host, token=args.token, namespace=args.namespace,
                               cookies=args.cookies, ssl_ca_cert=args.ssl_ca_cert,
                               health_timeout_s=args.health_timeout)
@@ -238,9 +235,14 @@ def run_submit(args) -> int:
 
 
 def run(args) -> int:
+    """Exit status as every `catsdogs` sub-command (pipeline/cli.py): 2 for wrong input
+    (arguments, files), 1 when the KFP API fails or refuses."""
     handlers = {"compile": run_compile, "upload": run_upload, "submit": run_submit}
     try:
         return handlers[args.command](args)
-    except (KfpError, ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError) as error:
+        print(f"catsdogs {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KfpError as error:
         print(f"catsdogs {args.command}: error: {error}", file=sys.stderr)
         return 1

@@ -103,12 +103,13 @@ def _upload(client, package_path: str, pipeline_name: str, version: Optional[str
 
 
 def typed_arguments(raw: Sequence[tuple], parameter_types: Mapping[str, str]) -> Dict[str, object]:
-    """--param NAME=VALUE pairs, checked against the package's parameters and typed."""
+    """--param NAME=VALUE pairs, checked against the package's parameters and typed;
+    ValueError for an unknown name or a value of the wrong type."""
     arguments = {}
     for name, text in raw:
         if name not in parameter_types:
-            raise KfpError(f"unknown pipeline parameter {name!r}; this package has: "
-                           f"{', '.join(sorted(parameter_types)) or 'none'}")
+            raise ValueError(f"unknown pipeline parameter {name!r}; this package has: "
+                             f"{', '.join(sorted(parameter_types)) or 'none'}")
         kind = parameter_types[name]
         try:
             if kind == "NUMBER_INTEGER":
@@ -122,7 +123,7 @@ def typed_arguments(raw: Sequence[tuple], parameter_types: Mapping[str, str]) ->
             else:
                 arguments[name] = text
         except ValueError:
-            raise KfpError(f"parameter {name}={text!r} is not a {kind.lower()}") from None
+            raise ValueError(f"parameter {name}={text!r} is not a {kind.lower()}") from None
     return arguments
 
 

@@ -10,7 +10,7 @@ mounts) next to it, written by kfp's own YAML writer, so the file is what
 import dataclasses
 import json
 import os
-from typing import Dict, Mapping, Optional, Sequence, Set
+from typing import Dict, Optional, Sequence, Set
 
 from google.protobuf import json_format, message
 from kfp.compiler import pipeline_spec_builder
@@ -20,7 +20,7 @@ from tfx import v1 as tfx
 from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.kubeflow.v2 import compiler_utils, kubeflow_v2_dag_runner
 
-from pipeline import configs, kubeflow_cache, kubeflow_pipeline_root, kubeflow_platform, model_registry
+from pipeline import configs, kubeflow_cache, kubeflow_pipeline_root, kubeflow_platform, model_registry, overrides
 from pipeline.kfp_task_entrypoint import OUTPUTS_SPEC_FLAG
 from pipeline.pipeline import component_by_id, create_pipeline
 
@@ -147,13 +147,9 @@ class KubeflowConfig:
     trainer_retry: RetryPolicy = RetryPolicy(max_retries=3, backoff_seconds=120, max_backoff_seconds=1800)
     task_retry: RetryPolicy = RetryPolicy(max_retries=1, backoff_seconds=30, max_backoff_seconds=300)
     gpu_placement: kubeflow_platform.PodPlacement = dataclasses.field(default_factory=_gke_gpu_pool)
-    # Hyper-parameter defaults that differ on the cluster, by model key: pods
-    # have no internet, so VGG16 uses the weights baked into the image.
-    hparams_overrides: Mapping[str, Mapping[str, object]] = dataclasses.field(
-        default_factory=lambda: {"vgg16": {"weights": "offline"}})
-    min_accuracy_overrides: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    """Blessing floors that differ from the registry's defaults, by model key (the
-    {model}_eval_config parameters' defaults)."""
+    settings: overrides.RunSettings = dataclasses.field(default_factory=overrides.RunSettings)
+    """The models' hyper-parameters and blessing floors, compiled as the {model}_hparams
+    and {model}_eval_config parameters' defaults."""
 
     def __post_init__(self):
         if self.serving_volume_claim and not os.path.isabs(self.serving_model_dir):
@@ -190,12 +186,8 @@ PARAMETERS = RuntimeParameterNames()
 
 def build_pipeline_config(kubeflow: KubeflowConfig) -> configs.PipelineConfig:
     """The PipelineConfig for a KFP run; values users set per run are RuntimeParameters.
-    The models' hyper-parameters are the defaults with the cluster's overrides."""
-    models = configs.select_models(kubeflow.models)
-    for key, model in models.items():
-        models[key] = model.with_hparams(kubeflow.hparams_overrides.get(key, {}))
-        if key in kubeflow.min_accuracy_overrides:
-            models[key] = models[key].with_min_accuracy(kubeflow.min_accuracy_overrides[key])
+    The models' settings are applied as every runner applies them (overrides.model_settings)."""
+    models = overrides.model_settings(kubeflow.models, kubeflow.settings)
     return configs.PipelineConfig(
         data_root=RuntimeParameter(
             name=PARAMETERS.data_root, ptype=str, default=kubeflow.data_root,

@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 
 from absl import logging as absl_logging
 
 from components import contract
 from components.training.hparams import DEFAULT_PRESET, PRESETS
 from pipeline import model_registry, overrides, progress_log
-from pipeline.configs import PipelineConfig, select_models
+from pipeline.configs import PipelineConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -36,9 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="MODEL.NAME=VALUE",
                         help="override a training hyper-parameter, e.g. --set scratch.epochs=30 "
                              "--set vgg16.fine_tune_epochs=0 (JSON values; repeatable)")
-    parser.add_argument("--vgg16-weights", default="offline",
-                        help="'offline' (ImageNet weights shipped in the environment; default), "
-                             "'imagenet' (Keras download, needs internet) or a weights file path")
+    parser.add_argument("--vgg16-weights", default=None,
+                        help="'offline' (ImageNet weights shipped in the environment; VGG16's default), "
+                             "'imagenet' (Keras download, needs internet) or a weights file path; "
+                             "short for --set vgg16.weights=...")
     parser.add_argument("--min-accuracy", action="append", default=[], metavar="MODEL=VALUE",
                         help="the test accuracy a model needs to be blessed and pushed, e.g. --min-accuracy "
                              "scratch=0.6 (defaults: " + ", ".join(
@@ -55,23 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                              "(artifact and execution dumps)")
 
 
+def run_settings(args: argparse.Namespace) -> overrides.RunSettings:
+    """--preset, --quick, --set (with --vgg16-weights under it) and --min-accuracy."""
+    hparams = overrides.parse_overrides(args.set)
+    if args.vgg16_weights is not None:
+        hparams["vgg16"] = {"weights": args.vgg16_weights, **hparams.get("vgg16", {})}
+    return overrides.RunSettings(preset=args.preset, quick=args.quick, hparams=hparams,
+                                 min_accuracy=overrides.parse_min_accuracy(args.min_accuracy))
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """The run's PipelineConfig: the selected models, then the hyper-parameters in the
-    order they override each other (offline VGG16 weights, --preset, --quick, --set)."""
+    """The run's PipelineConfig: the selected models with the settings applied in
+    overrides.model_settings' order."""
+    models = overrides.model_settings(overrides.parse_models(args.models), run_settings(args))
     config = PipelineConfig.for_local_run(args.data_dir, args.output_dir, enable_cache=not args.no_cache,
-                                          models=select_models(overrides.parse_models(args.models)))
-    config = overrides.with_hparams(config, "vgg16", {"weights": args.vgg16_weights})
-    for key, hparams in PRESETS[args.preset].items():
-        config = overrides.with_hparams(config, key, hparams.as_custom_config())
-    if args.quick:
-        for model in model_registry.MODELS:
-            config = overrides.with_hparams(config, model.key, model.quick_hparams)
-        for key, floor in model_registry.quick_min_accuracies().items():
-            config = overrides.with_min_accuracy(config, key, floor)
-    for key, values in overrides.parse_overrides(args.set).items():
-        config = overrides.with_hparams(config, key, values)
-    for key, floor in overrides.parse_min_accuracy(args.min_accuracy).items():
-        config = overrides.with_min_accuracy(config, key, floor)
+                                          models=models)
     if args.max_rejected_fraction is not None:
         config = dataclasses.replace(config, ingestion=dataclasses.replace(
             config.ingestion, max_rejected_fraction=args.max_rejected_fraction))
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as error:
-        print(f"run-local: {error}")
+        print(f"catsdogs run-local: error: {error}", file=sys.stderr)
         return 2
     from components.image_example_gen.errors import BadInputError  # pylint: disable=import-outside-toplevel
     from components.image_example_gen.layout import scan_layout  # pylint: disable=import-outside-toplevel
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         scan_layout(config.data_root)  # a wrong --data-dir fails here, before TFX starts
         run_pipeline(config)
     except BadInputError as error:  # the data's fault: its one-line reason, not a traceback
-        print(f"run-local: {error}")
+        print(f"catsdogs run-local: error: {error}", file=sys.stderr)
         return 2
     from components.evaluation import run_summary  # pylint: disable=import-outside-toplevel
     print(f"Pipeline outputs: {config.pipeline_root}")

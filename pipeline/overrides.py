@@ -1,12 +1,62 @@
-"""The command line's small languages for a run's model settings:
-`--set MODEL.NAME=VALUE` (hyper-parameters), `--min-accuracy MODEL=VALUE`
-(blessing floors) and `--models a,b`, and how they apply to a PipelineConfig.
-MODEL is a registry key (pipeline/model_registry.py). Importable without TensorFlow."""
+"""A run's model settings: the command line's small languages for them
+(`--models a,b`, `--set MODEL.NAME=VALUE`, `--min-accuracy MODEL=VALUE`; MODEL is
+a registry key, pipeline/model_registry.py) and model_settings(), the one
+function every runner applies them with. Importable without TensorFlow."""
+import dataclasses
 import json
 from typing import Dict, Mapping, Sequence
 
+from components.training.hparams import DEFAULT_PRESET, PRESETS
 from pipeline import model_registry
-from pipeline.configs import ModelSettings, PipelineConfig
+from pipeline.configs import ModelSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What a run changes in its models' settings. model_settings() applies them in
+    the order of the fields, each over the ones before, all over the registry
+    entry's defaults (hyper-parameters, blessing thresholds)."""
+    preset: str = DEFAULT_PRESET
+    """--preset: named hyper-parameters (components/training/hparams.py, PRESETS)."""
+    quick: bool = False
+    """--quick: each entry's smoke-run budgets (quick_hparams) and floor (quick_min_accuracy)."""
+    hparams: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
+    """--set, by model key: hyper-parameters by custom_config name."""
+    min_accuracy: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """--min-accuracy, by model key: blessing floors."""
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(sorted(PRESETS))}")
+
+
+def model_settings(keys: Sequence[str], settings: RunSettings) -> Dict[str, ModelSettings]:
+    """PipelineConfig.models for these models (keys or served names) under `settings`.
+
+    Values for a model the run does not train are checked all the same (a typo
+    fails now, not in a later run). On Kubeflow a run's <model>_hparams JSON (the
+    KFP UI) comes last: it replaces the compiled hyper-parameters, and the Trainer
+    reads a partial one over the entry's defaults."""
+    models = {model.entry.key: model for model in map(ModelSettings.defaults, keys)}
+    checked_only = {model.key: ModelSettings.defaults(model.key) for model in model_registry.MODELS}
+
+    def update(name, change):
+        key = model_registry.get(name).key  # ValueError naming the models for an unknown one
+        target = models if key in models else checked_only
+        target[key] = change(target[key])
+
+    for key, hparams in PRESETS[settings.preset].items():
+        update(key, lambda model: model.with_hparams(hparams.as_custom_config()))
+    if settings.quick:
+        for entry in model_registry.MODELS:
+            update(entry.key, lambda model: model.with_hparams(entry.quick_hparams))
+        for key, floor in model_registry.quick_min_accuracies().items():
+            update(key, lambda model: model.with_min_accuracy(floor))
+    for key, values in settings.hparams.items():
+        update(key, lambda model: model.with_hparams(values))
+    for key, floor in settings.min_accuracy.items():
+        update(key, lambda model: model.with_min_accuracy(floor))
+    return models
 
 
 def parse_models(text: str) -> tuple:
@@ -44,19 +94,3 @@ def parse_min_accuracy(assignments: Sequence[str]) -> Dict[str, float]:
             raise ValueError(f"--min-accuracy {assignment!r}: expected MODEL=VALUE with MODEL one of "
                              f"{', '.join(model_registry.keys())} and VALUE a number")
     return floors
-
-
-def with_hparams(config: PipelineConfig, key: str, values: Mapping[str, object]) -> PipelineConfig:
-    """The model's hyper-parameters with `values` replaced. A model the run does not
-    train has its values checked all the same (a typo fails now, not in a later run)."""
-    if key not in config.models:
-        ModelSettings.defaults(key).with_hparams(values)
-        return config
-    return config.with_model(config.models[key].with_hparams(values))
-
-
-def with_min_accuracy(config: PipelineConfig, key: str, floor: float) -> PipelineConfig:
-    """The model's blessing floor replaced (checked as any threshold; ignored, once
-    checked, for a model the run does not train)."""
-    model = (config.models.get(key) or ModelSettings.defaults(key)).with_min_accuracy(floor)
-    return config.with_model(model) if key in config.models else config

@@ -1,4 +1,4 @@
-"""ImageExampleGen on files that used to end or break the run (issue 12): each one is
+"""ImageExampleGen on odd files that could end or break the run: each one is
 now an example, a rejected file with its reason, or a skipped file, and the run goes on.
 
 One executor run over a tree holding every kind of odd file keeps this module fast;
@@ -29,7 +29,7 @@ TAB_NAME, NEWLINE_NAME, QUOTE_NAME, CR_NAME = "tab\there.jpg", "two\nlines.jpg",
 
 
 def write_odd_files(data, outside):
-    """Every odd file of issue 12 under `data` (a copy of the sample); returns
+    """Every kind of odd file under `data` (a copy of the sample); returns
     {relative path: expected outcome} for the files it adds."""
     jpeg = image_files.sample_jpeg_bytes()
     write = lambda relative, content: image_files.write(os.path.join(data, relative), content)  # noqa: E731
@@ -227,7 +227,8 @@ def test_run_local_prints_a_layout_error_in_one_line(tmp_path, run_local):
     image_files.copy_sample(str(data), per_class=1, splits=("train", "test"))
     code, out, err = run_local(data, tmp_path / "out")
     assert code == 2
-    assert out.strip().splitlines()[-1].startswith(f"run-local: split folder {data}/validation is missing; expected")
+    assert err.strip().splitlines()[-1].startswith(
+        f"catsdogs run-local: error: split folder {data}/validation is missing; expected")
     assert "Traceback" not in out + err
 
 
@@ -240,8 +241,8 @@ def test_run_local_gets_past_the_driver_and_names_broken_link_and_not_utf8_files
     image_files.write(os.path.join(os.fsencode(data), b"test/dogs/" + NOT_UTF8_NAME), image_files.sample_jpeg_bytes())
     code, out, err = run_local(data, tmp_path / "out")
     assert code == 2
-    message = out.strip().splitlines()[-1]
-    assert message.startswith("run-local: 2 of 8 image files rejected"), message
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("catsdogs run-local: error: 2 of 8 image files rejected"), message
     assert "gone.jpg: broken symbolic link" in message and "caf\\xe9.jpg: file name is not valid UTF-8" in message
     listed_in = message.rsplit(" are listed in ", 1)[1]  # TFX deleted the execution's outputs, not this
     with open(listed_in, newline="") as file:

@@ -220,7 +220,7 @@ def test_submit_pipeline_root_overrides_the_package_and_is_checked(kfp_api, tmp_
     run = kfp_api.runs[json.loads(_json_tail(capsys))["run_id"]]
     assert run["runtime_config"]["pipeline_root"] == "gs://other/root"
     assert cli.main(["submit", "--host", kfp_api.host, "--package", package,
-                     "--pipeline-root", "minio://mlpipeline/v2/artifacts"]) == 1
+                     "--pipeline-root", "minio://mlpipeline/v2/artifacts"]) == 2
     assert "no minio:// file system" in capsys.readouterr().err
     assert len(kfp_api.runs) == 1
 
@@ -236,10 +236,10 @@ def test_submit_without_any_root_warns_what_the_backend_will_do(kfp_api, tmp_pat
 def test_submit_rejects_unknown_or_mistyped_parameters_before_calling_kfp(kfp_api, tmp_path, capsys):
     package = _package(tmp_path)
     assert cli.main(["submit", "--host", kfp_api.host, "--package", package,
-                     "--param", "epochs=3"]) == 1
+                     "--param", "epochs=3"]) == 2
     assert "unknown pipeline parameter 'epochs'" in capsys.readouterr().err
     assert cli.main(["submit", "--host", kfp_api.host, "--package", package,
-                     "--param", "scratch_epochs=many"]) == 1
+                     "--param", "scratch_epochs=many"]) == 2
     assert "is not a number_integer" in capsys.readouterr().err
     assert kfp_api.requests == []
 
@@ -279,10 +279,10 @@ def test_login_page_or_auth_error_is_named(kfp_api, tmp_path, capsys):
 
 def test_missing_host_and_missing_package_are_named(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("KFP_HOST", raising=False)
-    assert cli.main(["upload", "--package", _package(tmp_path)]) == 1
+    assert cli.main(["upload", "--package", _package(tmp_path)]) == 2
     assert "no KFP host" in capsys.readouterr().err
     assert cli.main(["submit", "--host", "http://127.0.0.1:1",
-                     "--package", str(tmp_path / "nope.yaml")]) == 1
+                     "--package", str(tmp_path / "nope.yaml")]) == 2
     assert "catsdogs compile" in capsys.readouterr().err
 
 

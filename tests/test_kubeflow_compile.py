@@ -139,14 +139,14 @@ def test_trainer_hyper_parameters_and_eval_configs_are_json_parameters(default_c
     trainers = _trainers(pipeline, config)
     if not trainers:
         pytest.skip("create_pipeline() has no Trainer yet")
+    built = kubeflow_runner.build_pipeline_config(config)
     for trainer in trainers:
         bound = tasks[trainer.id]["inputs"]["parameters"]["custom_config"]["componentInputParameter"]
         model = trainer.id.split("_", 1)[1]
         assert bound == kubeflow_runner.PARAMETERS.hparams.format(model=model)
         hparams = json.loads(parameters[bound]["defaultValue"])
         assert isinstance(hparams, dict) and hparams
-        for key, value in config.hparams_overrides.get(model, {}).items():
-            assert hparams[key] == value, (trainer.id, key)
+        assert hparams == built.models[model].hparams.as_custom_config(), trainer.id
     for component in pipeline.components:
         if "eval_config" in component.exec_properties:
             bound = tasks[component.id]["inputs"]["parameters"]["eval_config"]["componentInputParameter"]
@@ -234,7 +234,7 @@ def test_compile_without_a_root_says_what_runs_will_do(default_compiled, capsys)
                                           ("s3://bucket/root", "no s3:// file system"),
                                           ("relative/root", "absolute path")])
 def test_compile_refuses_a_root_tfx_cannot_write(tmp_path, capsys, root, reason):
-    assert cli.main(["compile", "--output", str(tmp_path / "p.yaml"), "--pipeline-root", root]) == 1
+    assert cli.main(["compile", "--output", str(tmp_path / "p.yaml"), "--pipeline-root", root]) == 2
     error = capsys.readouterr().err
     assert reason in error and root in error
     assert not (tmp_path / "p.yaml").exists()
@@ -388,8 +388,9 @@ def test_compile_quick_makes_the_run_local_quick_budgets_the_defaults(tmp_path):
     for model in map(model_registry.get, ("scratch", "vgg16")):
         hparams = json.loads(defaults[kubeflow_runner.PARAMETERS.hparams.format(model=model.key)])
         assert {k: hparams[k] for k in model.quick_hparams} == model.quick_hparams
-    # The cluster's own overrides stay: pods have no internet.
-    assert json.loads(defaults["vgg16_hparams"])["weights"] == "offline"
+    # VGG16's default weights stay those of its registry entry: pods have no internet.
+    assert json.loads(defaults["vgg16_hparams"])["weights"] == model_registry.get("vgg16").default_hparams.weights
+    assert model_registry.get("vgg16").default_hparams.weights == "offline"
     # So do the smoke-run floors, in the Evaluators' EvalConfig parameters.
     for model in model_registry.MODELS[:2]:
         config = json_format.Parse(defaults[kubeflow_runner.PARAMETERS.eval_config.format(model=model.key)],

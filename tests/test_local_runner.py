@@ -104,3 +104,42 @@ def test_run_local_and_compile_accept_the_same_model_names():
         kubeflow_cli._models("resnet")  # pylint: disable=protected-access
     with pytest.raises(ValueError, match="unknown model"):
         overrides.parse_models(" , ")
+
+
+def test_every_runner_applies_settings_in_one_order():
+    """preset, then --quick, then --set, then --min-accuracy, over the registry's defaults,
+    in run-local as in compile (overrides.model_settings)."""
+    from pipeline import kubeflow_runner, overrides
+    settings = overrides.RunSettings(preset="book", quick=True, hparams={"scratch": {"epochs": 7}},
+                                     min_accuracy={"vgg16": 0.5})
+    local = parse("--preset", "book", "--quick", "--set", "scratch.epochs=7", "--min-accuracy", "vgg16=0.5").models
+    kubeflow = kubeflow_runner.build_pipeline_config(kubeflow_runner.KubeflowConfig(settings=settings)).models
+    assert local == kubeflow == overrides.model_settings(model_registry.DEFAULT_MODELS, settings)
+    scratch = local["scratch"].hparams
+    assert scratch.epochs == 7  # --set over --quick
+    assert scratch.steps_per_epoch == model_registry.get("scratch").quick_hparams["steps_per_epoch"]  # over book
+    assert scratch.learning_rate == BOOK_SCRATCH.learning_rate  # the preset over the defaults
+    assert local["vgg16"].thresholds.min_accuracy == 0.5  # --min-accuracy over --quick's floor
+    assert local["vgg16"].hparams.weights == model_registry.get("vgg16").default_hparams.weights
+
+
+def test_compile_quick_keeps_what_the_run_sets_as_run_local_does():
+    from pipeline import kubeflow_cli, overrides
+    parser = argparse.ArgumentParser()
+    kubeflow_cli.add_arguments(parser, "compile")
+    config = kubeflow_cli.kubeflow_config_from_args(parser.parse_args(["--quick"]))
+    assert config.settings == overrides.RunSettings(quick=True)
+
+
+def test_a_partial_vgg16_json_keeps_the_model_s_default_weights():
+    """A vgg16_hparams JSON edited in the KFP UI without `weights` is read over VGG16's
+    registry defaults by its Trainer, not over the dataclass's (which download ImageNet)."""
+    from components.training import vgg16
+    from components.training.hparams import Vgg16HParams
+    entry = model_registry.get("vgg16")
+    hparams = vgg16.hparams_from_custom_config({"fine_tune_epochs": 0, "batch_size": 8})
+    assert hparams.weights == entry.default_hparams.weights == "offline" != Vgg16HParams().weights
+    assert (hparams.fine_tune_epochs, hparams.batch_size) == (0, 8)
+    assert vgg16.hparams_from_custom_config({"weights": "imagenet"}).weights == "imagenet"
+    with pytest.raises(ValueError, match="unknown Vgg16HParams hyper-parameters"):
+        vgg16.hparams_from_custom_config({"wieghts": "offline"})

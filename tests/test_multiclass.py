@@ -82,8 +82,7 @@ def test_loss_follows_the_head():
 def test_registry_describes_every_model_once():
     assert len({m.served_name for m in model_registry.MODELS}) == len(model_registry.MODELS)
     for model in model_registry.MODELS:
-        module_name, function = model.run_fn.rsplit(".", 1)
-        assert callable(getattr(__import__(module_name, fromlist=[function]), function))
+        assert callable(model.load_run_fn())
         settings = ModelSettings.defaults(model.served_name)
         assert isinstance(settings.hparams, model.hparams_type)
         assert settings.thresholds == model.default_thresholds

@@ -20,7 +20,7 @@ VENV_BIN = os.path.dirname(sys.executable)
 DIGITS = [str(d) for d in range(10)]
 # How well a short training goes differs between CPUs, so the gate's floor is 0 here: the
 # push follows from the pipeline, not from training quality. (20 epochs pass the real 0.95
-# gate with 2 points to spare: benchmarks/RESULTS-training.md, item 6.)
+# gate with 2 points to spare: benchmarks/RESULTS-training.md, "Margins".)
 TRAINING = ("--set", "mnist.epochs=2", "--set", "mnist.seed=0", "--min-accuracy", "mnist=0")
 
 

@@ -3,6 +3,7 @@ JPEG bytes, and the served model agrees with the training input for the same fil
 import glob
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -213,3 +214,40 @@ def test_vgg16_book_route_trains_end_to_end_on_augmented_images(pipeline_inputs,
         assert len(json.load(f)["history"]["val_accuracy"]) == 2
     assert os.path.exists(os.path.join(report_dir, "augmentation.png"))
     assert tf.saved_model.load(fn_args.serving_model_dir).signatures[contract.SERVING_SIGNATURE] is not None
+
+
+class _BatchCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.train_batches, self.test_batches = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.train_batches.append(0)
+        self.test_batches.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train_batches[-1] += 1
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.test_batches[-1] += 1
+
+
+def test_a_fit_through_the_data_once_per_epoch_neither_warns_nor_cuts_an_epoch(pipeline_inputs, tmp_path):
+    """The Trainers' fit with steps_per_epoch None (the full-data presets): input_fn
+    without repeat, each epoch one whole pass, and no "ran out of data" warning."""
+    examples, transform = pipeline_inputs
+    inputs = common.TrainingInputs(trainer_inputs.fn_args(examples, transform, str(tmp_path), {}))
+    batch_size = 5  # the last batch of each split is a partial one
+    train = data.input_fn(inputs.train, batch_size, training=True, repeat=False, seed=1)
+    evaluation = data.input_fn(inputs.eval, batch_size, training=False)
+    model = keras.Sequential([keras.Input(inputs.image_shape.as_tuple), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    counter = _BatchCounter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(train, epochs=2, validation_data=evaluation, callbacks=[counter], verbose=0)
+    assert [str(w.message) for w in caught if "ran out of data" in str(w.message)] == []
+    examples_per_split = 2 * IMAGES_PER_CLASS
+    assert counter.train_batches == [-(-examples_per_split // batch_size)] * 2
+    assert counter.test_batches == [-(-examples_per_split // batch_size)] * 2

@@ -46,13 +46,26 @@ def raw_feature_spec(tf_transform_output) -> Dict[str, tf.io.FixedLenFeature]:
     return {key: spec[key] for key in (contract.IMAGE_KEY, contract.LABEL_KEY)}
 
 
+def count_records(files: List[str]) -> int:
+    """The number of examples in these gzipped TFRecord files (read, not parsed)."""
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
 def decoded_dataset(spec: InputSpec) -> tf.data.Dataset:
-    """Unbatched (image float32 [H, W, 3] in [0, 1], label float32 []) pairs, deterministic order."""
+    """Unbatched (image float32 [H, W, 3] in [0, 1], label float32 []) pairs, deterministic order.
+
+    Its cardinality is known (every example decodes to one pair): without it Keras
+    cannot tell an epoch's end from data running out, and a fit that goes through
+    the data once per epoch (steps_per_epoch None) warns "Your input ran out of
+    data; interrupting training" after every full epoch and validation pass."""
     files = tf.io.gfile.glob(spec.file_pattern) if isinstance(spec.file_pattern, str) else [
         f for pattern in spec.file_pattern for f in tf.io.gfile.glob(pattern)]
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {spec.file_pattern}")
-    dataset = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+    files = sorted(files)
+    examples = count_records(files)
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
     dataset = dataset.batch(DECODE_BATCH)
 
     def parse_and_transform(serialized):
@@ -61,7 +74,7 @@ def decoded_dataset(spec: InputSpec) -> tf.data.Dataset:
         return transformed[contract.TRANSFORMED_IMAGE_KEY], labels
 
     dataset = dataset.map(parse_and_transform, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return dataset.unbatch()
+    return dataset.unbatch().apply(tf.data.experimental.assert_cardinality(examples))
 
 
 def training_dataset(decoded: tf.data.Dataset, batch_size: int, shuffle_buffer: int,

@@ -17,7 +17,7 @@ from absl import logging
 
 from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training import common, data, precision
-from components.training.hparams import FEATURE_EXTRACTION_FAST, Vgg16HParams
+from components.training.hparams import FEATURE_EXTRACTION_FAST, VGG16_DEFAULTS, Vgg16HParams
 from components.training.models import Vgg16Parts
 from components.training.resume import TrainingBackup
 
@@ -149,9 +149,15 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, b
     return parts, common.concat_histories(*histories), phase_starts
 
 
+def hparams_from_custom_config(custom_config) -> Vgg16HParams:
+    """The Trainer's custom_config over VGG16's defaults: a partial JSON (a KFP run's
+    vgg16_hparams edited in the UI) keeps the offline weights it does not name."""
+    return VGG16_DEFAULTS.updated(custom_config)
+
+
 def run_fn(fn_args):
     """TFX Trainer entry point."""
-    hp = Vgg16HParams.from_custom_config(fn_args.custom_config)
+    hp = hparams_from_custom_config(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
     backup = TrainingBackup.for_run(fn_args, __name__, hp.as_custom_config())
     parts, history, phase_starts = train(hp, inputs, fn_args.model_run_dir, backup)
