@@ -34,11 +34,12 @@ from typing import Dict, List, Optional
 
 import tensorflow as tf
 
+from benchmarks import trainer_inputs
 from components import contract
 from components.image_shape import MNIST_IMAGE_SHAPE
 from components.training import mnist
 from components.training.hparams import MnistHParams
-from pipeline import model_registry, trainer_inputs
+from pipeline import model_registry
 from pipeline.prepare_data import digits_split, mnist_idx_split
 
 BUDGETS = {"book (listing 5.3)": {}, "20 epochs": {"epochs": 20}}

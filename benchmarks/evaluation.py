@@ -36,7 +36,7 @@ SHOWN_METRICS = ("example_count", "binary_accuracy", "auc", "precision", "recall
 def run_gate(work_dir: str, model_dir: str, examples_dir: str, served_name: str, thresholds) -> dict:
     from tfx import v1 as tfx
 
-    from pipeline.pipeline import create_gate_pipeline
+    from benchmarks.partial_pipelines import create_gate_pipeline
 
     started = time.time()
     tfx.orchestration.LocalDagRunner().run(create_gate_pipeline(

@@ -14,7 +14,7 @@ so no two files hold the same bytes. They are generated once under
 build/scaling/ (--work-dir).
 
 Each component runs in a process of its own (a LocalDagRunner partial run of
-pipeline.create_data_pipeline; the earlier components' outputs come from the
+benchmarks.partial_pipelines.create_data_pipeline; the earlier components' outputs come from the
 previous partial run), so its peak is its own: the resident memory of that
 process and every process it starts (Beam's multi_processing workers), summed
 and sampled every 0.2 s. The Evaluator scores the training split here, so its
@@ -175,8 +175,8 @@ def run_component(component: str, run_dir: str, data_dir: str, model_dir: str, m
     from tfx import v1 as tfx
     from tfx.orchestration import pipeline as pipeline_lib
 
+    from benchmarks.partial_pipelines import DATA_MODEL_IMPORTER_ID, create_data_pipeline
     from pipeline.configs import LOCAL_BEAM_ARGS, PipelineConfig
-    from pipeline.pipeline import DATA_MODEL_IMPORTER_ID, create_data_pipeline
 
     beam_args = [arg for arg in LOCAL_BEAM_ARGS if not arg.startswith("--direct_")] + list(MODES[mode])
     config = PipelineConfig.for_local_run(data_dir, run_dir, beam_pipeline_args=beam_args, enable_cache=False)

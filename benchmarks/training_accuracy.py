@@ -21,11 +21,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from benchmarks import full_data
+from benchmarks import full_data, trainer_inputs
 from components import contract
 from components.formats import examples
 from components.training.hparams import PRESETS
-from pipeline import model_registry, trainer_inputs
+from pipeline import model_registry
 
 EVAL_BATCH = 50
 # What `make bench` runs when no --model is given: the runs in RESULTS-training.md.

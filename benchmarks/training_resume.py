@@ -119,8 +119,8 @@ def main(argv=None):
     parser.add_argument("--results", default=os.path.join("benchmarks", "results", "resume_scratch.json"))
     args = parser.parse_args(argv)
     args.data_dir = full_data.require(args.data_dir, "training_resume")
+    from benchmarks import trainer_inputs
     from components.training import backup_store, precision
-    from pipeline import trainer_inputs
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="resume_bench_")
     try:
         result = {"save": save_cost(work_dir, args.saves)}

@@ -23,12 +23,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from benchmarks import full_data
+from benchmarks import full_data, trainer_inputs
 from components import contract
 from components.training import augmentation, common, data
 from components.training.hparams import LISTING_5_14
 from components.training.models import build_scratch_model
-from pipeline import trainer_inputs
 
 BATCH_SIZE = 32
 

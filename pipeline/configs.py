@@ -24,16 +24,6 @@ LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1",
                    f"--update_compatibility_version={metadata.version('apache-beam')}")
 
 
-def portable_beam_args(job_endpoint: str, worker_pool: str) -> Tuple[str, ...]:
-    """Beam's PortableRunner: the job goes to a Beam job server (Flink's on a
-    cluster, Beam's local job service in the tests) at job_endpoint (HOST:PORT),
-    which runs it with the SDK workers of an EXTERNAL worker pool at worker_pool
-    (HOST:PORT: the project's image running apache_beam.runners.worker.worker_pool_main,
-    beside each Flink task manager)."""
-    return ("--runner=PortableRunner", f"--job_endpoint={job_endpoint}",
-            "--environment_type=EXTERNAL", f"--environment_config={worker_pool}")
-
-
 @dataclasses.dataclass(frozen=True)
 class IngestionConfig:
     """ImageExampleGen settings (see components/image_example_gen)."""
@@ -111,14 +101,6 @@ class PipelineConfig:
     def image_shape(self) -> ImageShape:
         """What Transform produces: the shape every selected model takes."""
         return model_registry.image_shape_for(list(self.models))
-
-    def with_models(self, names: Sequence[str]) -> "PipelineConfig":
-        """Only these models (keys or served names), with their defaults."""
-        return dataclasses.replace(self, models=select_models(names))
-
-    def with_model(self, model: ModelSettings) -> "PipelineConfig":
-        """One selected model's settings replaced."""
-        return dataclasses.replace(self, models={**self.models, model.entry.key: model})
 
     @classmethod
     def for_local_run(cls, data_root: str, output_dir: str, **overrides) -> "PipelineConfig":

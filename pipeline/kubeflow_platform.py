@@ -6,11 +6,11 @@ schema (kubernetes_platform/proto/kubernetes_executor_config.proto in
 kubeflow/pipelines: same package, names and field numbers). Executor configs are
 built as those protobuf messages and turned into JSON the way kfp-kubernetes
 does (json_format.MessageToDict), so a field name or type that the KFP backend
-would not understand cannot be written, and parse_executor_config() rejects one
-when reading a compiled file back.
+would not understand cannot be written (and json_format.ParseDict into
+KubernetesExecutorConfig rejects one when a compiled file is read back).
 """
 import dataclasses
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from kfp.pipeline_spec import pipeline_spec_pb2
@@ -142,16 +142,3 @@ def build_platform_spec(placements: Mapping[str, PodPlacement]) -> pipeline_spec
     if not executors:
         del platform_spec.platforms[PLATFORM]
     return platform_spec
-
-
-def parse_executor_config(config: Mapping) -> "KubernetesExecutorConfig":
-    """Reads one executor config back; unknown fields or wrong types raise ParseError."""
-    return json_format.ParseDict(dict(config), KubernetesExecutorConfig())
-
-
-def executor_configs(platform_spec: Optional[Mapping]) -> Dict[str, Mapping]:
-    """executor label -> Kubernetes executor config dict, from a PlatformSpec document."""
-    if not platform_spec:
-        return {}
-    kubernetes = platform_spec.get("platforms", {}).get(PLATFORM, {})
-    return dict(kubernetes.get("deploymentSpec", {}).get("executors", {}))

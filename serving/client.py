@@ -12,7 +12,6 @@ exponential backoff by gRPC itself, from the channel's service config
 """
 import dataclasses
 import json
-import time
 from typing import List, Optional, Sequence
 
 import grpc
@@ -176,21 +175,3 @@ class PredictionClient:
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
         return signature_map
-
-    def wait_until_available(self, model: str, version: Optional[int] = None,
-                             timeout_seconds: float = 60.0, poll_seconds: float = 0.1) -> int:
-        """Blocks until a version of `model` (or that version) is AVAILABLE; returns it."""
-        deadline = time.monotonic() + timeout_seconds
-        last_error = None
-        while time.monotonic() < deadline:
-            try:
-                available = [v for v, state, _ in self.model_status(model, version) if state == "AVAILABLE"]
-                if available:
-                    return max(available)
-            except grpc.RpcError as error:
-                if error.code() not in (grpc.StatusCode.NOT_FOUND,) + RETRYABLE:
-                    raise
-                last_error = error
-            time.sleep(poll_seconds)
-        raise TimeoutError(f"{model} (version {version or 'any'}) not AVAILABLE at {self.target} "
-                           f"after {timeout_seconds:.0f} s" + (f": {last_error.details()}" if last_error else ""))

@@ -24,8 +24,8 @@ def pipeline_export(tmp_path_factory):
     import keras
     import tensorflow_transform as tft
 
+    from benchmarks import trainer_inputs
     from components.training.export import export_model
-    from pipeline import trainer_inputs
     root = tmp_path_factory.mktemp("pipeline_export")
     transform_dir = trainer_inputs.build_transform_graph(sample_images()[0][0], str(root / "transform"))
     inputs = keras.Input((contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, contract.IMAGE_CHANNELS))
@@ -40,7 +40,7 @@ def pipeline_inputs(tmp_path_factory):
     """(examples, transform graph) for the Trainers' run_fn: a few images per class of
     data/sample in ImageExampleGen's layout, and Transform's graph of the project's
     preprocessing_fn."""
-    from pipeline import trainer_inputs
+    from benchmarks import trainer_inputs
     from tests.examples_artifacts import TRAINING_IMAGES_PER_CLASS
     from tests.image_files import SAMPLE_DIR
     root = tmp_path_factory.mktemp("training_inputs")

@@ -91,3 +91,26 @@ def wait_for(condition, timeout=30.0, what="condition"):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_until_available(client, model: str, version=None, timeout_seconds: float = 60.0,
+                         poll_seconds: float = 0.1) -> int:
+    """Blocks until a version of `model` (or that version) is AVAILABLE on the
+    PredictionClient's server; returns it."""
+    import grpc
+
+    from serving.client import RETRYABLE
+    deadline = time.monotonic() + timeout_seconds
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            available = [v for v, state, _ in client.model_status(model, version) if state == "AVAILABLE"]
+            if available:
+                return max(available)
+        except grpc.RpcError as error:
+            if error.code() not in (grpc.StatusCode.NOT_FOUND,) + RETRYABLE:
+                raise
+            last_error = error
+        time.sleep(poll_seconds)
+    raise TimeoutError(f"{model} (version {version or 'any'}) not AVAILABLE at {client.target} "
+                       f"after {timeout_seconds:.0f} s" + (f": {last_error.details()}" if last_error else ""))

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline import cli, kubeflow_package  # noqa: E402
-from pipeline.configs import portable_beam_args  # noqa: E402
+from tests.portable_beam import portable_beam_args  # noqa: E402
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "KUBEFLOW.md")
 SECTIONS = {"flink": "#### Flink on Kubernetes", "dataflow": "#### Dataflow"}

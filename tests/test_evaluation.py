@@ -13,11 +13,11 @@ import tensorflow as tf
 from sklearn import metrics as sk_metrics
 from tensorflow_model_analysis.proto import config_pb2, validation_result_pb2
 
+from benchmarks.partial_pipelines import create_gate_pipeline
 from components import contract
 from components.evaluation import decision, eval_config, report, tfma_results
 from components.formats import warmup as warmup_format
 from components.pusher import serving_layout
-from pipeline.pipeline import create_gate_pipeline
 from tests import examples_artifacts
 from tests import marker_model as support
 
@@ -88,8 +88,8 @@ def test_create_pipeline_gates_each_trainer_with_its_own_thresholds(tmp_path):
     from pipeline.pipeline import component_by_id, create_pipeline
 
     config = PipelineConfig.for_local_run("data/sample", str(tmp_path))
-    config = config.with_model(dataclasses.replace(
-        config.models["scratch"], thresholds=eval_config.BlessingThresholds(0.61, 0.03)))
+    config = dataclasses.replace(config, models={**config.models, "scratch": dataclasses.replace(
+        config.models["scratch"], thresholds=eval_config.BlessingThresholds(0.61, 0.03))})
     pipeline = create_pipeline(config)
     for suffix, model_name, minimum in (("scratch", contract.SCRATCH_MODEL_NAME, 0.61),
                                         ("vgg16", contract.VGG16_MODEL_NAME, 0.90)):

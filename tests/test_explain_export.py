@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmarks import trainer_inputs
 from components import contract
 from components.explain import images
 from components.explain.gradcam import GradCam
 from components.explain.model_graph import ModelGraph
 from components.explain.model_loading import load_keras_model
 from components.training import scratch
-from pipeline import cli, trainer_inputs
+from pipeline import cli
 from tests.image_files import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow

@@ -11,6 +11,7 @@ import pytest
 from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
+from benchmarks.trainer_inputs import write_examples
 from components import contract
 from components.explain import gallery
 from components.explain.component import ExplainGallery
@@ -18,7 +19,6 @@ from components.explain.model_graph import ModelGraph
 from components.formats import examples as examples_format
 from components.training.models import build_scratch_model
 from pipeline.configs import LOCAL_BEAM_ARGS
-from pipeline.trainer_inputs import write_examples
 from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR
 

@@ -8,7 +8,7 @@ from tfx.types import standard_component_specs
 from components import contract
 from components.image_example_gen import executor as executor_lib
 from components.image_example_gen.component import ImageExampleGen, input_config_for
-from components.image_example_gen.image_checks import ImageLimits, rejection_reason
+from components.image_example_gen.image_checks import ImageLimits, check_image
 from components.image_example_gen.layout import DataLayoutError, scan_layout
 from tests import image_files
 from tests.examples_artifacts import feature, read_split, run_image_example_gen
@@ -126,8 +126,8 @@ def test_bad_layouts_fail_at_once_saying_what_was_expected(tmp_path, breakage, m
 
 
 def test_rejection_reason_accepts_grayscale_png_and_real_jpeg():
-    assert rejection_reason(image_files.image_bytes("PNG", mode="L"), ImageLimits()) is None
-    assert rejection_reason(image_files.sample_jpeg_bytes(), ImageLimits()) is None
+    assert check_image(image_files.image_bytes("PNG", mode="L"), ImageLimits()).reason is None
+    assert check_image(image_files.sample_jpeg_bytes(), ImageLimits()).reason is None
 
 
 def test_component_declares_one_split_per_folder():

@@ -36,6 +36,19 @@ CUSTOM = {
 }
 
 
+def parse_executor_config(config):
+    """Reads one executor config back; unknown fields or wrong types raise ParseError."""
+    return json_format.ParseDict(dict(config), kubeflow_platform.KubernetesExecutorConfig())
+
+
+def executor_configs(platform_spec):
+    """executor label -> Kubernetes executor config dict, from a PlatformSpec document."""
+    if not platform_spec:
+        return {}
+    kubernetes = platform_spec.get("platforms", {}).get(kubeflow_platform.PLATFORM, {})
+    return dict(kubernetes.get("deploymentSpec", {}).get("executors", {}))
+
+
 @pytest.fixture(scope="module")
 def default_compiled(tmp_path_factory):
     config = kubeflow_runner.KubeflowConfig()
@@ -266,10 +279,10 @@ def test_platform_spec_pins_trainers_to_the_gpu_pool_and_mounts_serving_volume(d
     documents = _documents(compiled.path)
     spec, platform = documents[0], documents[1]
     json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
-    executor_configs = kubeflow_platform.executor_configs(platform)
+    by_label = executor_configs(platform)
     for component in pipeline.components:
         label = _executor_label(spec, component.id)
-        executor = kubeflow_platform.parse_executor_config(executor_configs[label])
+        executor = parse_executor_config(by_label[label])
         assert [(m.constant, m.mount_path) for m in executor.pvc_mount] == \
             [(config.serving_volume_claim, config.serving_model_dir)]
         assert executor.pvc_mount[0].pvc_name_parameter.runtime_value.constant.string_value == \
@@ -297,11 +310,11 @@ def test_cli_options_reach_the_compiled_spec(cli_compiled):
             assert executor.container.resources.accelerator.resource_count == str(CUSTOM["gpus"])
             assert executor.container.resources.resource_memory_limit == "48Gi"
     # No volume claim (gs:// model dir): only Trainers keep a Kubernetes config.
-    configs = kubeflow_platform.executor_configs(platform)
+    configs = executor_configs(platform)
     assert set(configs) == trainer_labels
     key, value = CUSTOM["node_selector"]
     for config in configs.values():
-        executor = kubeflow_platform.parse_executor_config(config)
+        executor = parse_executor_config(config)
         assert dict(executor.node_selector.labels) == {key: value}
         assert [(t.key, t.operator, t.value, t.effect) for t in executor.tolerations] == \
             [("dedicated", "Equal", "ml", "NoExecute")]
@@ -329,7 +342,7 @@ def test_load_package_rejects_tfx_pipeline_job_wrapper(tmp_path):
 
 def test_platform_schema_rejects_unknown_fields():
     with pytest.raises(json_format.ParseError, match="nodeSelektor"):
-        kubeflow_platform.parse_executor_config({"nodeSelektor": {"labels": {"a": "b"}}})
+        parse_executor_config({"nodeSelektor": {"labels": {"a": "b"}}})
 
 
 def test_compile_defaults_match_the_k8s_base_model_volume():

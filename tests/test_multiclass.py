@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmarks import trainer_inputs
 from components import contract, preprocessing
 from components.evaluation import eval_config, report_page, tfma_results
 from components.evaluation.thresholds import BlessingThresholds
@@ -18,8 +19,8 @@ from components.image_shape import BOOK_IMAGE_SHAPE, MNIST_IMAGE_SHAPE, ImageSha
 from components.training import common, mnist, scratch
 from components.training.hparams import WEIGHTS_NONE, MnistHParams
 from components.training.models import Vgg16Parts, build_mnist_model, build_scratch_model, classifier_output
-from pipeline import model_registry, trainer_inputs
-from pipeline.configs import ModelSettings, PipelineConfig
+from pipeline import model_registry
+from pipeline.configs import ModelSettings, PipelineConfig, select_models
 from pipeline.prepare_data import digits_split
 from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR
@@ -105,13 +106,14 @@ def test_models_with_different_image_shapes_are_refused_in_one_run():
         parse("--models", "scratch,mnist")
     assert parse("--models", "mnist").served_names == (contract.MNIST_MODEL_NAME,)
     with pytest.raises(ValueError, match="different image shapes"):
-        PipelineConfig("d", "p", "s").with_models(["scratch", "mnist"])
+        PipelineConfig("d", "p", "s", models=select_models(["scratch", "mnist"]))
 
 
 def test_create_pipeline_for_the_mnist_convnet(tmp_path):
     from pipeline.pipeline import component_by_id, create_pipeline
 
-    config = PipelineConfig.for_local_run("data/digits", str(tmp_path)).with_models([contract.MNIST_MODEL_NAME])
+    config = PipelineConfig.for_local_run("data/digits", str(tmp_path),
+                                          models=select_models([contract.MNIST_MODEL_NAME]))
     pipeline = create_pipeline(config)
     transform_config = json.loads(component_by_id(pipeline, "Transform").exec_properties["custom_config"])
     assert ImageShape.from_custom_config(transform_config) == MNIST_IMAGE_SHAPE

@@ -58,8 +58,8 @@ def _wait_for_port(port: int, process_alive, what: str) -> None:
 def _run_data_pipeline(data_root: str, output_dir: str, model_dir: str, beam_args: List[str]) -> None:
     from tfx import v1 as tfx
 
+    from benchmarks.partial_pipelines import create_data_pipeline
     from pipeline.configs import PipelineConfig
-    from pipeline.pipeline import create_data_pipeline
 
     config = PipelineConfig.for_local_run(data_root, output_dir, beam_pipeline_args=beam_args, enable_cache=False)
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
@@ -70,7 +70,8 @@ def _run_data_pipeline(data_root: str, output_dir: str, model_dir: str, beam_arg
 def runs(tmp_path_factory) -> Runs:
     if not IMAGE:
         pytest.skip("needs the pipeline image: run `make test-kfp`")
-    from pipeline.configs import LOCAL_BEAM_ARGS, portable_beam_args
+    from pipeline.configs import LOCAL_BEAM_ARGS
+    from tests.portable_beam import portable_beam_args
 
     work = str(tmp_path_factory.mktemp("portable"))
     data_root = os.path.join(work, "data")

@@ -17,12 +17,12 @@ import pytest
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from benchmarks import trainer_inputs
 from components import contract
 from components.training import backup_store, common, mnist, scratch, vgg16
 from components.training.hparams import WEIGHTS_NONE
 from components.training.models import build_scratch_model
 from components.training.resume import TrainingBackup
-from pipeline import trainer_inputs
 from tests import trainer_process
 from tests.image_files import SAMPLE_DIR
 

@@ -28,6 +28,7 @@ from tests.serving_helpers import (
     sample_images,
     start_server,
     wait_for,
+    wait_until_available,
     write_model_config,
 )
 
@@ -59,8 +60,8 @@ class Backend:
         # The same command line runs `catsdogs serve` (and tensorflow_model_server) unchanged.
         self.target = f"{LOOPBACK}:{self.port}"
         self.client = PredictionClient(self.target, ClientOptions(timeout_seconds=30, retries=0))
-        self.client.wait_until_available(MODEL, 2)
-        self.client.wait_until_available(MODEL, 1)
+        wait_until_available(self.client, MODEL, 2)
+        wait_until_available(self.client, MODEL, 1)
 
     def stop(self):
         self.client.close()
@@ -276,7 +277,7 @@ def test_a_model_added_to_the_polled_models_config_is_served(tmp_path, exported_
         with PredictionClient(f"{LOOPBACK}:{server_.port}", ClientOptions(retries=0)) as c:
             assert_error(grpc.StatusCode.NOT_FOUND, c.predict, [read_bytes(IMAGES[0][0])], OTHER_MODEL)
             write_model_config(config, [(OTHER_MODEL, str(tmp_path / OTHER_MODEL), "")])
-            assert c.wait_until_available(OTHER_MODEL, timeout_seconds=30) == 1
+            assert wait_until_available(c, OTHER_MODEL, timeout_seconds=30) == 1
             wait_for(lambda: state_of(c, MODEL, 1) is None, what=f"{MODEL} to be removed")
             (tmp_path / "models.config").write_text("not a config")  # logged; the served models stay
             time.sleep(2)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmarks import trainer_inputs
 from components import contract
 from components.training import common, data, scratch, vgg16
 from components.training.hparams import WEIGHTS_NONE
 from components.training.models import build_scratch_model
-from pipeline import trainer_inputs
 from tests.examples_artifacts import TRAINING_IMAGES_PER_CLASS as IMAGES_PER_CLASS
 from tests.image_files import SAMPLE_DIR as SAMPLE
 

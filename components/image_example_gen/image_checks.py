@@ -39,11 +39,6 @@ def has_image_extension(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in contract.IMAGE_EXTENSIONS
 
 
-def rejection_reason(data: bytes, limits: ImageLimits) -> Optional[str]:
-    """None if the bytes are a decodable JPEG/PNG image within limits, else the reason."""
-    return check_image(data, limits).reason
-
-
 def check_image(data: bytes, limits: ImageLimits) -> ImageCheck:
     """Checks one file's bytes; never raises for bad content (the reason says what is wrong)."""
     # PIL reads only the header here, so the format and the size are checked
