@@ -64,13 +64,18 @@ def _signature(servable: Servable, signature_name: str):
     return name, signature_def
 
 
-def classification_outputs(signature_def, options: RequestOptions) -> List[str]:
-    """PreProcessClassification: the output aliases to fetch."""
-    if options.method_name_check and signature_def.method_name != CLASSIFY_METHOD:
-        raise invalid_argument(f"Expected classification signature method_name to be {CLASSIFY_METHOD}. "
+def _check_method_and_one_input(signature_def, kind: str, method_name: str, options: RequestOptions) -> None:
+    """What PreProcessClassification and PreProcessRegression check first, in their words."""
+    if options.method_name_check and signature_def.method_name != method_name:
+        raise invalid_argument(f"Expected {kind} signature method_name to be {method_name}. "
                                f"Was: {signature_def.method_name}")
     if len(signature_def.inputs) != 1:
         raise invalid_argument("Expected one input Tensor.")
+
+
+def classification_outputs(signature_def, options: RequestOptions) -> List[str]:
+    """PreProcessClassification: the output aliases to fetch."""
+    _check_method_and_one_input(signature_def, "classification", CLASSIFY_METHOD, options)
     if len(signature_def.outputs) not in (1, 2):
         raise invalid_argument(f"Expected one or two output Tensors, found {len(signature_def.outputs)}")
     if CLASSIFY_INPUTS not in signature_def.inputs:
@@ -85,11 +90,7 @@ def classification_outputs(signature_def, options: RequestOptions) -> List[str]:
 
 def regression_outputs(signature_def, options: RequestOptions) -> List[str]:
     """PreProcessRegression: the output aliases to fetch."""
-    if options.method_name_check and signature_def.method_name != REGRESS_METHOD:
-        raise invalid_argument(f"Expected regression signature method_name to be {REGRESS_METHOD}. "
-                               f"Was: {signature_def.method_name}")
-    if len(signature_def.inputs) != 1:
-        raise invalid_argument("Expected one input Tensor.")
+    _check_method_and_one_input(signature_def, "regression", REGRESS_METHOD, options)
     if len(signature_def.outputs) != 1:
         raise invalid_argument("Expected one output Tensor.")
     if REGRESS_INPUTS not in signature_def.inputs:

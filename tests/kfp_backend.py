@@ -46,6 +46,7 @@ EXECUTOR_LOGS = "executor-logs"
 # OutputMetadataFilepath (component/launcher_v2.go) for a root that is not a bucket.
 PARAMETER_OUTPUT_DIR = "/tmp/kfp/outputs"
 OUTPUT_METADATA_FILE = "/tmp/kfp_outputs/output_metadata.json"
+PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}")
 
 
 class TaskFailed(RuntimeError):
@@ -170,6 +171,11 @@ class BackendState:
             self.data["cache"].setdefault(f"pipeline/{pipeline_name}", {})[fingerprint] = execution_id
         return execution_id
 
+    def artifacts_by_name(self, artifact_ids: Mapping[str, int]) -> Dict[str, dict]:
+        """Output name -> the stored artifact (uri, type, custom properties) and its id."""
+        return {name: self.data["artifacts"][str(artifact_id)] | {"id": artifact_id}
+                for name, artifact_id in artifact_ids.items()}
+
     def cached_execution(self, fingerprint: str, pipeline_name: str) -> Optional[dict]:
         """cacheutils/cache.go GetExecutionCache: the latest execution with this
         fingerprint in this pipeline."""
@@ -230,14 +236,12 @@ def resolve_placeholders(arguments: Sequence[str], executor_input: pipeline_spec
         replacements[f"{{{{$.inputs.parameters['{name}']}}}}"] = text
     for name, parameter in executor_input.outputs.parameters.items():
         replacements[f"{{{{$.outputs.parameters['{name}'].output_file}}}}"] = parameter.output_file
-    resolved = []
-    for argument in arguments:
-        for placeholder, value in replacements.items():
-            argument = argument.replace(placeholder, value)
-        if "{{$" in argument and argument != executor_input_json:
-            raise ValueError(f"unresolved placeholder in {argument[:200]!r}")
-        resolved.append(argument)
-    return resolved
+    def replace(match: re.Match) -> str:
+        if match.group(0) not in replacements:
+            raise ValueError(f"placeholder {match.group(0)} is not emulated")
+        return replacements[match.group(0)]
+
+    return [PLACEHOLDER.sub(replace, argument) for argument in arguments]
 
 
 def _text_to_value(text: str, parameter_type: str) -> object:
@@ -414,19 +418,15 @@ class Backend:
                 list(container.command) + list(container.args), container.image, pvc_names)
             cached = self.state.cached_execution(fingerprint, pipeline_name)
             if cached:  # driver/cache.go reuseCachedOutputs: the cached execution's outputs, same ids
-                run.output_artifacts[task_name] = {name: self.state.data["artifacts"][str(artifact_id)]
-                                                   | {"id": artifact_id}
-                                                   for name, artifact_id in cached["output_artifacts"].items()}
+                run.output_artifacts[task_name] = self.state.artifacts_by_name(cached["output_artifacts"])
                 run.output_parameters[task_name] = dict(cached["output_parameters"])
                 return TaskRun(task_name, 0, 0.0, None, True, json_format.MessageToDict(executor_input))
 
         # The launcher runs the command with its placeholders filled in; the
-        # executor sees the launcher's fixed paths (mapped by the runner).
-        seen_by_task = executor_input
-        if self.runner.localizes_paths:
-            seen_by_task = pipeline_spec_pb2.ExecutorInput()
-            seen_by_task.CopyFrom(executor_input)
-            self._map_paths(seen_by_task, paths)
+        # executor sees the launcher's fixed paths, which are the task's folders on
+        # this machine (mounted there in a container).
+        on_host = _with_paths_mapped(executor_input, paths)
+        seen_by_task = on_host if self.runner.localizes_paths else executor_input
         command = resolve_placeholders(list(container.command) + list(container.args), seen_by_task)
         started = time.monotonic()
         attempts = []
@@ -449,7 +449,7 @@ class Backend:
             if self.wait_backoff:
                 time.sleep(min(policy.backoff_duration.seconds * policy.backoff_factor ** (len(attempts) - 1),
                                policy.backoff_max_duration.seconds))
-        self._publish(executor_input, task_name, component, paths, run, fingerprint, pipeline_name)
+        self._publish(executor_input, on_host, task_name, component, run, fingerprint, pipeline_name)
         return TaskRun(task_name, exit_code, time.monotonic() - started, log_path, False,
                        json_format.MessageToDict(executor_input), tuple(attempts))
 
@@ -495,33 +495,20 @@ class Backend:
             outputs.parameters[name].output_file = f"{PARAMETER_OUTPUT_DIR}/{name}"
         outputs.output_file = OUTPUT_METADATA_FILE
 
-    @staticmethod
-    def _map_paths(executor_input, paths: Mapping[str, str]) -> None:
-        def mapped(path: str) -> str:
-            for inside, outside in paths.items():
-                if path.startswith(inside + "/"):
-                    return outside + path[len(inside):]
-            return path
-        for parameter in executor_input.outputs.parameters.values():
-            parameter.output_file = mapped(parameter.output_file)
-        executor_input.outputs.output_file = mapped(executor_input.outputs.output_file)
-
-    def _publish(self, executor_input, task_name, component, paths, run, fingerprint, pipeline_name) -> None:
+    def _publish(self, executor_input, on_host, task_name, component, run, fingerprint, pipeline_name) -> None:
         """component/launcher_v2.go: the executor output file (absent means empty,
         getExecutorOutputFile), output parameters from their files
         (collectOutputParameters), outputs merged with what the executor reported
         and recorded in MLMD (uploadOutputArtifacts); then the execution and its
-        cache entry are published."""
-        localized = pipeline_spec_pb2.ExecutorInput()
-        localized.CopyFrom(executor_input)
-        self._map_paths(localized, paths)
+        cache entry are published. `on_host`: the same input with the launcher's
+        fixed paths as this machine sees them."""
         executor_output = pipeline_spec_pb2.ExecutorOutput()
-        if os.path.exists(localized.outputs.output_file):
-            with open(localized.outputs.output_file) as f:
+        if os.path.exists(on_host.outputs.output_file):
+            with open(on_host.outputs.output_file) as f:
                 json_format.Parse(f.read(), executor_output, ignore_unknown_fields=True)
         parameters = {name: json_format.MessageToDict(value)
                       for name, value in executor_output.parameter_values.items()}
-        for name, parameter in localized.outputs.parameters.items():
+        for name, parameter in on_host.outputs.parameters.items():
             if name not in parameters:
                 with open(parameter.output_file) as f:
                     parameters[name] = _text_to_value(f.read(), pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(
@@ -541,9 +528,26 @@ class Backend:
                     artifact.metadata.fields[key].CopyFrom(value)
             artifact_ids[name] = self.state.record_artifact(name, artifact)
         self.state.add_execution(task_name, artifact_ids, parameters, fingerprint, pipeline_name)
-        run.output_artifacts[task_name] = {name: self.state.data["artifacts"][str(artifact_id)]
-                                           | {"id": artifact_id} for name, artifact_id in artifact_ids.items()}
+        run.output_artifacts[task_name] = self.state.artifacts_by_name(artifact_ids)
         run.output_parameters[task_name] = parameters
+
+
+def _with_paths_mapped(executor_input: pipeline_spec_pb2.ExecutorInput,
+                       paths: Mapping[str, str]) -> pipeline_spec_pb2.ExecutorInput:
+    """A copy whose output files under the launcher's fixed folders (keys of
+    `paths`) are in the task's folders instead (values)."""
+    def mapped(path: str) -> str:
+        for inside, outside in paths.items():
+            if path.startswith(inside + "/"):
+                return outside + path[len(inside):]
+        return path
+
+    copy = pipeline_spec_pb2.ExecutorInput()
+    copy.CopyFrom(executor_input)
+    for parameter in copy.outputs.parameters.values():
+        parameter.output_file = mapped(parameter.output_file)
+    copy.outputs.output_file = mapped(copy.outputs.output_file)
+    return copy
 
 
 def _topological_order(spec: pipeline_spec_pb2.PipelineSpec, only: Optional[Sequence[str]]) -> List[str]:

@@ -118,7 +118,7 @@ def test_unchanged_data_is_cached_and_a_changed_image_reruns_ingestion(backend_r
 
 def _container(package: str, task: str):
     from pipeline import kubeflow_package
-    spec = kubeflow_package.load_package(package).pipeline_spec
-    label = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]["executorLabel"]
-    deployment = json_format.ParseDict(spec["deploymentSpec"], pipeline_spec_pb2.PipelineDeploymentConfig())
-    return deployment.executors[label].container
+    spec = json_format.ParseDict(kubeflow_package.load_package(package).pipeline_spec,
+                                 pipeline_spec_pb2.PipelineSpec())
+    label = kubeflow_runner.executor_labels(spec)[task]
+    return kubeflow_runner.deployment_config(spec).executors[label].container

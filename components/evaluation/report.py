@@ -18,7 +18,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
-from components import contract, html_artifact
+from components import contract, html_artifact, kfp_ui_artifacts
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
 from components.evaluation import served_scores, tfma_results, ui_metrics
@@ -65,8 +65,8 @@ def EvaluationReport(
         baseline_model: InputArtifact[standard_artifacts.Model],
         examples: InputArtifact[standard_artifacts.Examples],
         report: OutputArtifact[html_artifact.HtmlPage],
-        metrics: OutputArtifact[ui_metrics.Metrics],
-        classification_metrics: OutputArtifact[ui_metrics.ClassificationMetrics],
+        metrics: OutputArtifact[kfp_ui_artifacts.Metrics],
+        classification_metrics: OutputArtifact[kfp_ui_artifacts.ClassificationMetrics],
         model_name: Parameter[str],
         num_worst_images: Parameter[int] = 10,
 ) -> None:

@@ -14,8 +14,7 @@ way: TFX's KFP entrypoint puts them into the executor output's metadata, and
 the launcher stores metadata as custom properties. Locally they are the same
 custom properties in the pipeline's MLMD.
 
-The type names import as `system.Metrics` and `system.ClassificationMetrics`
-(components/kfp_system), which TFX's entrypoint needs.
+The artifact types are components/kfp_ui_artifacts.py.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -25,16 +24,6 @@ from tfx.types import artifact
 from components.evaluation import decision as blessing_decision
 from components.evaluation import metrics as custom_metrics
 from components.evaluation import tfma_results
-
-
-class Metrics(artifact.Artifact):
-    """Scalar metrics of one evaluated model version, as custom properties."""
-    TYPE_NAME = "system.Metrics"
-
-
-class ClassificationMetrics(artifact.Artifact):
-    """Confusion matrix and ROC curve of one evaluated model version, as custom properties."""
-    TYPE_NAME = "system.ClassificationMetrics"
 
 
 def scalar_metrics(slices: Dict[str, tfma_results.SliceMetrics], accuracy_metric: str,

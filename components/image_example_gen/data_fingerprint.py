@@ -26,7 +26,9 @@ FileFacts = Tuple[str, int, int]
 """(path relative to the data root, size in bytes, modification time in ns)"""
 
 
-def _local_files(pattern: str) -> Iterator[Tuple[str, os.stat_result]]:
+def local_files(pattern: str) -> Iterator[Tuple[str, os.stat_result]]:
+    """(path, stat) of every local file the pattern matches, hidden names too (as
+    tf.io.gfile.glob); a broken symbolic link counts with the link's own stat."""
     for path in glob.glob(pattern, include_hidden=True):
         try:
             yield path, os.stat(path)
@@ -48,7 +50,7 @@ def list_files(data_root: str, pattern: str) -> List[FileFacts]:
         for path, stat in _remote_files(full_pattern):
             facts.append((os.path.relpath(path, data_root), stat.length, stat.mtime_nsec))
     else:
-        for path, stat in _local_files(full_pattern):
+        for path, stat in local_files(full_pattern):
             facts.append((os.path.relpath(path, data_root), stat.st_size, stat.st_mtime_ns))
     return sorted(facts)
 

@@ -11,13 +11,14 @@ Python's os module on local folders, where a broken link counts with the link's
 own size and time. Remote file systems (gs://, ...) have neither kind of name
 and keep TFX's own code.
 """
-import glob
 import os
 from typing import Iterable, Optional, Tuple
 
 from tfx.components.example_gen import driver, input_processor
 from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.utils import io_utils
+
+from components.image_example_gen import data_fingerprint
 
 _NANOS_PER_SECOND = 1_000_000_000
 
@@ -27,13 +28,9 @@ def split_fingerprint(split_name: str, file_pattern: str) -> str:
     broken symbolic links or names that are not UTF-8."""
     if "://" in file_pattern:
         return io_utils.generate_fingerprint(split_name, file_pattern)
-    files = glob.glob(file_pattern, include_hidden=True)  # tf.io.gfile.glob matches hidden names too
+    files = list(data_fingerprint.local_files(file_pattern))
     total_bytes = xor_checksum = sum_checksum = 0
-    for path in files:
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:  # a broken symbolic link: ingestion rejects it and says so
-            stat = os.lstat(path)
+    for _, stat in files:
         total_bytes += stat.st_size
         mtime = stat.st_mtime_ns // _NANOS_PER_SECOND  # TFX keeps whole seconds
         xor_checksum ^= mtime

@@ -11,7 +11,7 @@ that `system.HTML` is both:
 Likewise `system.Metrics` and `system.ClassificationMetrics`, which the UI
 draws as scalar metrics, a confusion matrix and a ROC curve.
 """
-from components.evaluation.ui_metrics import ClassificationMetrics, Metrics
 from components.html_artifact import HtmlPage as HTML
+from components.kfp_ui_artifacts import ClassificationMetrics, Metrics
 
 __all__ = ["HTML", "Metrics", "ClassificationMetrics"]
