@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from components.training import precision, vgg16_weights
+from components.training import precision, scratch, vgg16_weights
 from components.training.hparams import (
     BOOK_PRESET,
     BOOK_SCRATCH,
@@ -127,6 +127,32 @@ def test_bad_precision_and_schedule_are_named():
         ScratchHParams(reduce_lr_factor=1.5)
     with pytest.raises(ValueError, match="reduce_lr_patience"):
         ScratchHParams(reduce_lr_patience=0)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+    hp = ScratchHParams(epochs=10, warmup_epochs=2, learning_rate=1e-3, min_learning_rate=1e-5,
+                        learning_rate_schedule="cosine", reduce_lr_patience=None)
+    schedule = scratch.learning_rate(hp, steps_per_epoch=5)
+    rate = lambda step: float(schedule(step))  # noqa: E731
+    assert rate(0) == 0.0
+    assert rate(5) == pytest.approx(0.5e-3)
+    assert rate(10) == pytest.approx(1e-3)
+    assert rate(30) == pytest.approx((1e-5 + 1e-3) / 2, rel=1e-4)
+    assert rate(50) == pytest.approx(1e-5)
+    assert scratch.learning_rate(ScratchHParams(), 5) == ScratchHParams().learning_rate
+
+
+def test_schedule_settings_that_cannot_work_are_refused():
+    with pytest.raises(ValueError, match="reduce_lr_patience to null"):
+        ScratchHParams(learning_rate_schedule="cosine")
+    with pytest.raises(ValueError, match="learning_rate_schedule must be one of"):
+        ScratchHParams(learning_rate_schedule="step")
+    with pytest.raises(ValueError, match="warmup_epochs applies"):
+        ScratchHParams(warmup_epochs=3)
+    with pytest.raises(ValueError, match="warmup_epochs must be in"):
+        ScratchHParams(epochs=3, warmup_epochs=3, learning_rate_schedule="cosine", reduce_lr_patience=None)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ScratchHParams(label_smoothing=1.0)
 
 
 def test_auto_precision_follows_the_hardware(tmp_path):

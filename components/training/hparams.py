@@ -28,6 +28,10 @@ PRECISION_AUTO = "auto"
 PRECISION_FLOAT32 = "float32"
 PRECISIONS = (PRECISION_AUTO, PRECISION_FLOAT32, "mixed_bfloat16", "mixed_float16")
 
+SCHEDULE_PLATEAU = "plateau"
+SCHEDULE_COSINE = "cosine"
+SCHEDULES = (SCHEDULE_PLATEAU, SCHEDULE_COSINE)
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentationParams:
@@ -95,6 +99,15 @@ class ScratchHParams(_CustomConfig):
     by reduce_lr_factor (keras.callbacks.ReduceLROnPlateau); None keeps it constant."""
     reduce_lr_factor: float = 0.5
     min_learning_rate: float = 1e-5
+    """The floor of either schedule: ReduceLROnPlateau's min_lr, cosine decay's end."""
+    learning_rate_schedule: str = SCHEDULE_PLATEAU
+    """'plateau': learning_rate, lowered by ReduceLROnPlateau when reduce_lr_patience is set
+    (constant otherwise); 'cosine': a linear warm-up over warmup_epochs to learning_rate, then
+    cosine decay to min_learning_rate at the last epoch (a function of the optimizer's step,
+    so a resumed run continues it; reduce_lr_patience must then be None)."""
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    """Binary cross-entropy against labels pulled this far towards 0.5 (0: the book's loss)."""
     keep_best_weights: bool = True
     """Export the weights of the epoch with the best validation accuracy
     (keras.callbacks.ModelCheckpoint in model_run); False exports the last epoch's."""
@@ -116,6 +129,18 @@ class ScratchHParams(_CustomConfig):
         _check_positive_or_none(self, "steps_per_epoch", "validation_steps")
         if not 0.0 < self.reduce_lr_factor < 1.0:
             raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor!r}")
+        if self.learning_rate_schedule not in SCHEDULES:
+            raise ValueError(f"learning_rate_schedule must be one of {', '.join(SCHEDULES)}, "
+                             f"got {self.learning_rate_schedule!r}")
+        if self.learning_rate_schedule == SCHEDULE_COSINE and self.reduce_lr_patience is not None:
+            raise ValueError("learning_rate_schedule 'cosine' sets the learning rate of every step; "
+                             "set reduce_lr_patience to null (ReduceLROnPlateau cannot change it)")
+        if self.learning_rate_schedule != SCHEDULE_COSINE and self.warmup_epochs:
+            raise ValueError("warmup_epochs applies to learning_rate_schedule 'cosine' only")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         _check_precision(self)
 
 

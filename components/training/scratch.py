@@ -7,7 +7,7 @@ from absl import logging
 
 from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training import common, data, precision
-from components.training.hparams import ScratchHParams
+from components.training.hparams import SCHEDULE_COSINE, ScratchHParams
 from components.training.models import build_scratch_model
 from components.training.resume import TrainingBackup
 
@@ -40,6 +40,20 @@ class Callbacks:
         return self.others + self.steering
 
 
+def learning_rate(hp: ScratchHParams, steps_per_epoch: int):
+    """The optimizer's learning rate: a float (plateau schedule, changed by ReduceLROnPlateau)
+    or, for 'cosine', a schedule of the optimizer's step: linear warm-up from 0, then cosine
+    decay to min_learning_rate after the last epoch's last step."""
+    if hp.learning_rate_schedule != SCHEDULE_COSINE:
+        return hp.learning_rate
+    warmup_steps = hp.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else hp.learning_rate,
+        decay_steps=(hp.epochs - hp.warmup_epochs) * steps_per_epoch,
+        alpha=hp.min_learning_rate / hp.learning_rate,
+        warmup_target=hp.learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+
+
 def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
     """Builds, compiles and fits the model, from where `backup` says a killed run stopped;
     returns (model, history dict, kept epoch or None)."""
@@ -52,7 +66,9 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str,
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision) as policy:
         model = build_scratch_model(inputs.n_classes)
-        common.compile_classifier(model, hp.learning_rate, inputs.n_classes)
+        steps_per_epoch = hp.steps_per_epoch or int(train_ds.cardinality())
+        common.compile_classifier(model, learning_rate(hp, steps_per_epoch), inputs.n_classes,
+                                  label_smoothing=hp.label_smoothing)
     logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s, %s)", TITLE, hp.epochs,
                  hp.steps_per_epoch or "all", hp.batch_size, "on" if hp.augment else "off", policy)
     chosen = Callbacks(hp, model_run_dir, started=backup.clock_start)
