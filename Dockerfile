@@ -35,7 +35,7 @@ RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
  && python -c "from components import html_pages; print('HTML templates:', html_pages.load_all())" \
  && catsdogs --help > /dev/null
 
-# Module files are referenced by dotted path (components.training.scratch.run_fn),
+# Module files are referenced by dotted path (components.models.scratch.trainer.run_fn),
 # imported by TFX's executors from the installed package.
 ENV PYTHONUNBUFFERED=1 \
     TF_CPP_MIN_LOG_LEVEL=2

@@ -3,7 +3,7 @@
 Runs the pipeline's own training code: scikit-learn's 1,797 digits as 28x28 PNG
 folders (`catsdogs prepare-data --digits`), examples in ImageExampleGen's layout,
 Transform's graph from components.preprocessing at 28x28x1, the Trainer's
-run_fn (components.training.mnist), then the exported model's serving signature
+run_fn (components.models.mnist.trainer), then the exported model's serving signature
 on the test PNG bytes. Budgets: the book's (5 epochs of 64) and 20 epochs,
 several seeds. Then the whole local pipeline once (`catsdogs run-local --models
 mnist`, 20 epochs): the Evaluator's decision and the pushed model's accuracy
@@ -37,8 +37,8 @@ import tensorflow as tf
 from benchmarks import trainer_inputs
 from components import contract
 from components.image_shape import MNIST_IMAGE_SHAPE
-from components.training import mnist
-from components.training.hparams import MnistHParams
+from components.models.mnist import trainer as mnist
+from components.models.mnist.hparams import MnistHParams
 from pipeline import model_registry
 from pipeline.prepare_data import digits_split, mnist_idx_split
 
@@ -119,7 +119,7 @@ def write_results(rows: List[Dict], datasets: List[Dataset], argv: List[str], mn
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), TensorFlow {tf.__version__}"
              f"{', oneDNN off' if ONEDNN_SETTING else ''}; run {time.strftime('%Y-%m-%d %H:%M')}.", "",
              "What runs: the pipeline's own code: examples in ImageExampleGen's layout, Transform's graph "
-             "(components.preprocessing, 28x28x1), the Trainer's run_fn (components.training.mnist: "
+             "(components.preprocessing, 28x28x1), the Trainer's run_fn (components.models.mnist.trainer: "
              "RMSprop 1e-3, batch 64, no augmentation), then the exported model's `serving_default` on the "
              "test split's PNG bytes (served class name against the folder name).", ""]
     for dataset in datasets:

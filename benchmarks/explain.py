@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.explain [--data-dir DIR] [--skip-vgg16]
 
-Models: the book's scratch convnet and VGG16 + head (components/training/models.py)
+Models: the book's scratch convnet and VGG16 + head (components/models/scratch/network.py, components/models/vgg16/network.py)
 with the offline ImageNet VGG16 weights; explanation cost does not depend on how
 well a model is trained, so untrained heads are used. Images: the test split of
 the full data set. Writes benchmarks/RESULTS-explain.md.
@@ -87,7 +87,8 @@ def gallery_figures(model_file: str, examples) -> dict:
 def save_models(folder: str, with_vgg16: bool) -> dict:
     import keras
 
-    from components.training.models import Vgg16Parts, build_scratch_model
+    from components.models.scratch.network import build_scratch_model
+    from components.models.vgg16.network import Vgg16Parts
     keras.utils.set_random_seed(0)
     files = {"scratch": os.path.join(folder, "scratch.keras")}
     build_scratch_model().save(files["scratch"])

@@ -5,7 +5,7 @@ batch 1 and batch 32: p50/p99 latency and images/s, sequential requests.
     .venv/bin/python -m benchmarks.serving [--model-dir DIR] [--iterations-b1 N] [--iterations-b32 N]
 
 Without --model-dir the model is the book's scratch convnet (listing 5.5,
-components.training.models.build_scratch_model, untrained: same compute)
+components.models.scratch.network.build_scratch_model, untrained: same compute)
 behind the serving contract's image_bytes signature. Writes
 benchmarks/RESULTS-serving.md. Goals: gRPC overhead <= 20 % at batch 32 and
 < 5 ms p50 at batch 1 beyond the model's own time.
@@ -56,8 +56,8 @@ def export_scratch_model(export_dir: str) -> str:
     import tensorflow as tf
 
     from components import contract, preprocessing
+    from components.models.scratch.network import build_scratch_model
     from components.training.export import export_model
-    from components.training.models import build_scratch_model
 
     def transform(raw):
         return {contract.TRANSFORMED_IMAGE_KEY: preprocessing.decode_images(raw[contract.IMAGE_KEY])}

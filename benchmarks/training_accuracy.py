@@ -8,7 +8,7 @@ tf.Example signature (the one TFMA uses) on the `test` split.
     nice -n 10 .venv/bin/python -m benchmarks.training_accuracy --model scratch --preset book \
         --config '{"seed": 1}'
 
---config overrides the preset's hyper-parameters (components.training.hparams.PRESETS).
+--config overrides the preset's hyper-parameters (the model's ModelSpec, components/models/).
 """
 import argparse
 import glob
@@ -24,7 +24,6 @@ from absl import logging
 from benchmarks import full_data, trainer_inputs
 from components import contract
 from components.formats import examples
-from components.training.hparams import PRESETS
 from pipeline import model_registry
 
 EVAL_BATCH = 50
@@ -68,7 +67,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=model_registry.DEFAULT_MODELS,
                         help="one run; without it, every run recorded in RESULTS-training.md (hours on a CPU)")
-    parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
+    parser.add_argument("--preset", default="default", choices=model_registry.preset_names(),
                         help="named hyper-parameters to start from (default: %(default)s)")
     parser.add_argument("--config", default="{}", help="overrides of the preset's custom_config (JSON)")
     full_data.add_argument(parser)
@@ -86,8 +85,8 @@ def main(argv=None):
     name = args.name or args.model
     work_dir = args.work_dir or os.path.join("/tmp", f"bench_training_{name}")
     shutil.rmtree(work_dir, ignore_errors=True)
-    preset = PRESETS[args.preset].get(args.model)
-    config = dict(preset.as_custom_config() if preset else {}, **json.loads(args.config))
+    spec = model_registry.get(args.model)
+    config = dict(spec.preset(args.preset).as_custom_config(), **json.loads(args.config))
 
     started = time.time()
     examples_dir = trainer_inputs.write_examples(args.data_dir, os.path.join(work_dir, "examples"))
@@ -96,7 +95,7 @@ def main(argv=None):
         next(iter(first_image.values()))[0], os.path.join(work_dir, "transform"))
     prepared = time.time()
 
-    run_fn = model_registry.get(args.model).load_run_fn()
+    run_fn = spec.load_run_fn()
     fn_args = trainer_inputs.fn_args(examples_dir, transform_dir, os.path.join(work_dir, "trainer"), config)
     run_fn(fn_args)
     trained = time.time()

@@ -25,9 +25,11 @@ import tensorflow as tf
 
 from benchmarks import full_data
 from components import contract
+from components.models.scratch.network import build_scratch_model
+from components.models.vgg16.hparams import WEIGHTS_OFFLINE
+from components.models.vgg16.network import Vgg16Parts
 from components.training import common, precision
-from components.training.hparams import PRECISION_FLOAT32, WEIGHTS_OFFLINE
-from components.training.models import Vgg16Parts, build_scratch_model
+from components.training.hparams import PRECISION_FLOAT32
 
 PRECISIONS = (PRECISION_FLOAT32, precision.MIXED_BFLOAT16)
 BATCH_SIZE = 32

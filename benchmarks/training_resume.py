@@ -38,7 +38,7 @@ CHILD = """
 import json, sys
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
-from components.training import scratch
+from components.models.scratch import trainer as scratch
 logging.set_verbosity(logging.INFO)
 scratch.run_fn(FnArgs(**json.loads(sys.argv[1])))
 """
@@ -46,8 +46,8 @@ scratch.run_fn(FnArgs(**json.loads(sys.argv[1])))
 
 def save_cost(work_dir: str, saves: int) -> dict:
     """Seconds per state save and per best-weights copy, and the backup's size."""
+    from components.models.scratch.network import build_scratch_model
     from components.training import common
-    from components.training.models import build_scratch_model
     from components.training.resume import TrainingBackup
     model = build_scratch_model()
     common.compile_classifier(model, 1e-3, 2)

@@ -25,9 +25,9 @@ import tensorflow as tf
 
 from benchmarks import full_data, trainer_inputs
 from components import contract
+from components.models.scratch.network import build_scratch_model
 from components.training import augmentation, common, data
 from components.training.hparams import LISTING_5_14
-from components.training.models import build_scratch_model
 
 BATCH_SIZE = 32
 

@@ -32,12 +32,6 @@ IMAGE_HEIGHT = 150
 IMAGE_WIDTH = 150
 IMAGE_CHANNELS = 3
 
-# Served model names (TF Serving's model base path sub-folders).
-SCRATCH_MODEL_NAME = "cats_vs_dogs_scratch"
-VGG16_MODEL_NAME = "cats_vs_dogs_vgg16"
-MNIST_MODEL_NAME = "mnist_convnet"
-"""The book's MNIST convnet (listings 5.1-5.3); any number of classes, 28x28 grayscale."""
-
 # Serving signatures.
 SERVING_SIGNATURE = "serving_default"
 SERVING_INPUT_KEY = "image_bytes"

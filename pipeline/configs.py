@@ -1,6 +1,6 @@
 """Pipeline configuration: every runner builds one of these and hands it to
 create_pipeline(). Defaults are the `default` preset (the book's models; the
-scratch convnet's recipe aims at 85%, components.training.hparams); runners
+scratch convnet's recipe aims at 85%: each model's SPEC, components/models/); runners
 override what differs (paths, Beam args, presets, epoch budgets)."""
 import dataclasses
 import os
@@ -10,6 +10,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 from components import contract
 from components.evaluation.thresholds import BlessingThresholds
 from components.image_shape import ImageShape
+from components.models.spec import ModelSpec
 from pipeline import model_registry
 
 PIPELINE_NAME = "cats-vs-dogs"
@@ -41,17 +42,17 @@ class EvaluationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
-    """One model of a run: its registry entry, with this run's hyper-parameters and
-    blessing thresholds (the entry's defaults unless a runner overrides them)."""
-    entry: model_registry.ModelEntry
+    """One model of a run: its spec, with this run's hyper-parameters and blessing
+    thresholds (the spec's defaults unless a runner overrides them)."""
+    spec: ModelSpec
     hparams: Any
-    """An instance of entry.hparams_type (entry.default_hparams unless overridden)."""
+    """An instance of spec.hparams_type (spec.default_hparams unless overridden)."""
     thresholds: BlessingThresholds
 
     @classmethod
     def defaults(cls, name: str) -> "ModelSettings":
-        entry = model_registry.get(name)
-        return cls(entry, entry.default_hparams, entry.default_thresholds)
+        spec = model_registry.get(name)
+        return cls(spec, spec.default_hparams, spec.default_thresholds)
 
     def with_min_accuracy(self, floor: float) -> "ModelSettings":
         """These settings with another blessing floor (validated as any threshold)."""
@@ -67,7 +68,7 @@ def select_models(names: Sequence[str]) -> Dict[str, ModelSettings]:
     settings = {}
     for name in names:
         model = ModelSettings.defaults(name)
-        settings[model.entry.key] = model
+        settings[model.spec.key] = model
     return settings
 
 
@@ -89,13 +90,13 @@ class PipelineConfig:
 
     def __post_init__(self):
         for key, model in self.models.items():
-            if key != model.entry.key:
-                raise ValueError(f"models[{key!r}] holds the settings of {model.entry.key!r}")
+            if key != model.spec.key:
+                raise ValueError(f"models[{key!r}] holds the settings of {model.spec.key!r}")
         model_registry.image_shape_for(list(self.models))  # at least one model; one image shape
 
     @property
     def served_names(self) -> Tuple[str, ...]:
-        return tuple(model.entry.served_name for model in self.models.values())
+        return tuple(model.spec.served_name for model in self.models.values())
 
     @property
     def image_shape(self) -> ImageShape:

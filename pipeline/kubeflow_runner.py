@@ -211,12 +211,12 @@ def expose_runtime_parameters(pipeline: tfx.dsl.Pipeline, config: configs.Pipeli
     parameters: the executors read them exactly as they read the compiled value.
     """
     for key, model in config.models.items():
-        trainer = component_by_id(pipeline, model.entry.trainer_id)
+        trainer = component_by_id(pipeline, model.spec.trainer_id)
         trainer.exec_properties["custom_config"] = RuntimeParameter(
             name=PARAMETERS.hparams.format(model=key), ptype=str,
             default=json.dumps(json.loads(trainer.exec_properties["custom_config"]), sort_keys=True),
             description=f"{trainer.id} hyper-parameters (JSON): epochs, batch size, ...")
-        evaluator = component_by_id(pipeline, model.entry.component_id("Evaluator"))
+        evaluator = component_by_id(pipeline, model.spec.component_id("Evaluator"))
         eval_config = evaluator.exec_properties["eval_config"]
         if isinstance(eval_config, message.Message):
             eval_config = json_format.MessageToJson(eval_config)

@@ -11,7 +11,7 @@ import sys
 from absl import logging as absl_logging
 
 from components import contract
-from components.training.hparams import DEFAULT_PRESET, PRESETS
+from components.training.hparams import DEFAULT_PRESET
 from pipeline import model_registry, overrides, progress_log
 from pipeline.configs import PipelineConfig
 
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help="comma-separated models to train: " + ", ".join(model_registry.keys()) +
                              " (default: %(default)s; models taking different image shapes, such as "
                              "mnist's 28x28x1, need separate runs)")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=model_registry.preset_names(),
                         help="training hyper-parameters to start from: 'default' (the pipeline's recipes; "
                              "scratch's aims at 85%% test accuracy) or 'book' (Deep Learning with Python's "
                              "settings); --quick and --set apply on top (default: %(default)s)")

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import Dict, Mapping, Sequence
 
-from components.training.hparams import DEFAULT_PRESET, PRESETS
+from components.training.hparams import DEFAULT_PRESET
 from pipeline import model_registry
 from pipeline.configs import ModelSettings
 
@@ -14,20 +14,20 @@ from pipeline.configs import ModelSettings
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
     """What a run changes in its models' settings. model_settings() applies them in
-    the order of the fields, each over the ones before, all over the registry
-    entry's defaults (hyper-parameters, blessing thresholds)."""
+    the order of the fields, each over the ones before, all over the model's spec's
+    defaults (hyper-parameters, blessing thresholds)."""
     preset: str = DEFAULT_PRESET
-    """--preset: named hyper-parameters (components/training/hparams.py, PRESETS)."""
+    """--preset: named hyper-parameters (each ModelSpec's presets; model_registry.preset_names())."""
     quick: bool = False
-    """--quick: each entry's smoke-run budgets (quick_hparams) and floor (quick_min_accuracy)."""
+    """--quick: each spec's smoke-run budgets (quick_hparams) and floor (quick_min_accuracy)."""
     hparams: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
     """--set, by model key: hyper-parameters by custom_config name."""
     min_accuracy: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """--min-accuracy, by model key: blessing floors."""
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(sorted(PRESETS))}")
+        if self.preset not in model_registry.preset_names():
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(model_registry.preset_names())}")
 
 
 def model_settings(keys: Sequence[str], settings: RunSettings) -> Dict[str, ModelSettings]:
@@ -36,8 +36,8 @@ def model_settings(keys: Sequence[str], settings: RunSettings) -> Dict[str, Mode
     Values for a model the run does not train are checked all the same (a typo
     fails now, not in a later run). On Kubeflow a run's <model>_hparams JSON (the
     KFP UI) comes last: it replaces the compiled hyper-parameters, and the Trainer
-    reads a partial one over the entry's defaults."""
-    models = {model.entry.key: model for model in map(ModelSettings.defaults, keys)}
+    reads a partial one over the spec's defaults."""
+    models = {model.spec.key: model for model in map(ModelSettings.defaults, keys)}
     checked_only = {model.key: ModelSettings.defaults(model.key) for model in model_registry.MODELS}
 
     def update(name, change):
@@ -45,11 +45,12 @@ def model_settings(keys: Sequence[str], settings: RunSettings) -> Dict[str, Mode
         target = models if key in models else checked_only
         target[key] = change(target[key])
 
-    for key, hparams in PRESETS[settings.preset].items():
-        update(key, lambda model: model.with_hparams(hparams.as_custom_config()))
+    for spec in model_registry.MODELS:
+        if settings.preset in spec.presets:
+            update(spec.key, lambda model: model.with_hparams(spec.presets[settings.preset].as_custom_config()))
     if settings.quick:
-        for entry in model_registry.MODELS:
-            update(entry.key, lambda model: model.with_hparams(entry.quick_hparams))
+        for spec in model_registry.MODELS:
+            update(spec.key, lambda model: model.with_hparams(spec.quick_hparams))
         for key, floor in model_registry.quick_min_accuracies().items():
             update(key, lambda model: model.with_min_accuracy(floor))
     for key, values in settings.hparams.items():

@@ -97,20 +97,20 @@ def create_pipeline(config: PipelineConfig,
     # One Trainer per model (train on `train`, validate on `validation`).
     trainers = {
         key: tfx.components.Trainer(
-            run_fn=model.entry.run_fn,
+            run_fn=model.spec.run_fn,
             examples=examples,
             transform_graph=transform.outputs["transform_graph"],
             train_args=tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT]),
             eval_args=tfx.proto.EvalArgs(splits=[contract.EVAL_SPLIT]),
             custom_config=model.hparams.as_custom_config(),
-        ).with_id(model.entry.trainer_id)
+        ).with_id(model.spec.trainer_id)
         for key, model in config.models.items()}
 
     # After each Trainer: an HTML gallery of Grad-CAM on test images,
     # activations and filter patterns (book section 5.4).
     galleries = [
         ExplainGallery(model=trainers[key].outputs["model"], examples=examples)
-        .with_id(model.entry.explain_gallery_id)
+        .with_id(model.spec.explain_gallery_id)
         for key, model in config.models.items()]
 
     # After each Trainer: its evaluation gate and report.
@@ -118,7 +118,7 @@ def create_pipeline(config: PipelineConfig,
         node
         for key, model in config.models.items()
         for node in create_model_gate(
-            model_name=model.entry.served_name, suffix=key, model=trainers[key].outputs["model"],
+            model_name=model.spec.served_name, suffix=key, model=trainers[key].outputs["model"],
             examples=examples, thresholds=model.thresholds,
             serving_model_dir=config.serving_model_dir, evaluation=config.evaluation)]
 

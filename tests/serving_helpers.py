@@ -9,12 +9,13 @@ import textwrap
 import time
 
 from components import contract
+from pipeline import model_registry
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO_ROOT, "data", "sample")
 LOOPBACK = "127.0.0.1"
-MODEL = contract.SCRATCH_MODEL_NAME
-OTHER_MODEL = contract.VGG16_MODEL_NAME
+MODEL = model_registry.get("scratch").served_name
+OTHER_MODEL = model_registry.get("vgg16").served_name
 
 
 def sample_images(split: str = contract.TEST_SPLIT):

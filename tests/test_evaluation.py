@@ -18,10 +18,11 @@ from components import contract
 from components.evaluation import decision, eval_config, report, tfma_results
 from components.formats import warmup as warmup_format
 from components.pusher import serving_layout
+from pipeline import model_registry
 from tests import examples_artifacts
 from tests import marker_model as support
 
-MODEL_NAME = contract.SCRATCH_MODEL_NAME
+MODEL_NAME = model_registry.get("scratch").served_name
 
 
 # -- fast: configuration and decisions ---------------------------------------------
@@ -91,8 +92,8 @@ def test_create_pipeline_gates_each_trainer_with_its_own_thresholds(tmp_path):
     config = dataclasses.replace(config, models={**config.models, "scratch": dataclasses.replace(
         config.models["scratch"], thresholds=eval_config.BlessingThresholds(0.61, 0.03))})
     pipeline = create_pipeline(config)
-    for suffix, model_name, minimum in (("scratch", contract.SCRATCH_MODEL_NAME, 0.61),
-                                        ("vgg16", contract.VGG16_MODEL_NAME, 0.90)):
+    for suffix, model_name, minimum in (("scratch", model_registry.get("scratch").served_name, 0.61),
+                                        ("vgg16", model_registry.get("vgg16").served_name, 0.90)):
         trainer_model = component_by_id(pipeline, f"Trainer_{suffix}").outputs["model"]
         lookup = component_by_id(pipeline, f"BaselineLookup_{suffix}")
         evaluator = component_by_id(pipeline, f"Evaluator_{suffix}")

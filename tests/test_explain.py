@@ -19,7 +19,8 @@ from components.explain.errors import (
 )
 from components.explain.model_graph import ModelGraph, first_conv_of_each_block
 from components.explain.model_loading import load_keras_model, resolve_keras_model_file
-from components.training.models import Vgg16Parts, build_scratch_model
+from components.models.scratch.network import build_scratch_model
+from components.models.vgg16.network import Vgg16Parts
 from tests.evidence_models import Square, dense_only_model, evidence_model, image_with_squares
 
 SAMPLE_DOG = os.path.join(os.path.dirname(__file__), "..", "data", "sample", "test", "dogs",

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from components import contract
-from components.training.models import build_scratch_model
-from pipeline import cli
+from components.models.scratch.network import build_scratch_model
+from pipeline import cli, model_registry
 from tests.evidence_models import Square, dense_only_model, evidence_model, image_with_squares, write_png
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +22,7 @@ SAMPLE_CAT = os.path.join(REPO, "data", "sample", "test", "cats", "cat.1500.jpg"
 def scratch_export(tmp_path_factory):
     """A pushed-model layout: <base>/<name>/<version>/keras/model.keras."""
     keras.utils.set_random_seed(3)
-    version_dir = tmp_path_factory.mktemp("serving") / contract.SCRATCH_MODEL_NAME / "1"
+    version_dir = tmp_path_factory.mktemp("serving") / model_registry.get("scratch").served_name / "1"
     path = version_dir / contract.KERAS_MODEL_PATH
     path.parent.mkdir(parents=True)
     build_scratch_model().save(str(path))

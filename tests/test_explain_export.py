@@ -15,7 +15,7 @@ from components.explain import images
 from components.explain.gradcam import GradCam
 from components.explain.model_graph import ModelGraph
 from components.explain.model_loading import load_keras_model
-from components.training import scratch
+from components.models.scratch import trainer as scratch
 from pipeline import cli
 from tests.image_files import SAMPLE_DIR
 

@@ -17,7 +17,7 @@ from components.explain import gallery
 from components.explain.component import ExplainGallery
 from components.explain.model_graph import ModelGraph
 from components.formats import examples as examples_format
-from components.training.models import build_scratch_model
+from components.models.scratch.network import build_scratch_model
 from pipeline.configs import LOCAL_BEAM_ARGS
 from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR

@@ -401,7 +401,7 @@ def test_compile_quick_makes_the_run_local_quick_budgets_the_defaults(tmp_path):
     for model in map(model_registry.get, ("scratch", "vgg16")):
         hparams = json.loads(defaults[kubeflow_runner.PARAMETERS.hparams.format(model=model.key)])
         assert {k: hparams[k] for k in model.quick_hparams} == model.quick_hparams
-    # VGG16's default weights stay those of its registry entry: pods have no internet.
+    # VGG16's default weights stay those of its spec: pods have no internet.
     assert json.loads(defaults["vgg16_hparams"])["weights"] == model_registry.get("vgg16").default_hparams.weights
     assert model_registry.get("vgg16").default_hparams.weights == "offline"
     # So do the smoke-run floors, in the Evaluators' EvalConfig parameters.

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from components import contract
+from pipeline import model_registry
 from tests.image_files import SAMPLE_DIR
 
 VENV_BIN = os.path.dirname(sys.executable)
@@ -46,7 +47,7 @@ def test_ingests_every_sample_image(quick_run):
 def test_each_model_is_pushed_and_served_or_refused_with_a_reason(quick_run):
     output_dir, log = quick_run
     serving_dir = os.path.join(output_dir, "serving_model")
-    for name in (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME):
+    for name in (model_registry.get("scratch").served_name, model_registry.get("vgg16").served_name):
         model_dir = os.path.join(serving_dir, name)
         versions = sorted(os.listdir(model_dir), key=int) if os.path.isdir(model_dir) else []
         if versions:

@@ -5,8 +5,7 @@ import logging
 
 import pytest
 
-from components import contract
-from components.training.hparams import BOOK_SCRATCH, ScratchHParams
+from components.models.scratch.hparams import BOOK_SCRATCH, ScratchHParams
 from pipeline import local_runner, model_registry, progress_log
 
 
@@ -18,7 +17,7 @@ def parse(*argv):
 
 def test_defaults_train_both_models_with_offline_vgg16_weights():
     config = parse()
-    assert config.served_names == (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
+    assert config.served_names == (model_registry.get("scratch").served_name, model_registry.get("vgg16").served_name)
     assert config.models["vgg16"].hparams.weights == "offline"
     assert config.models["scratch"].hparams == ScratchHParams()  # the recipe aimed at 85%, not the book's
 
@@ -37,8 +36,8 @@ def test_quick_budgets_then_explicit_overrides_win():
     assert scratch.steps_per_epoch == model_registry.get("scratch").quick_hparams["steps_per_epoch"]
     assert vgg16.feature_extraction == "augmented"
     assert vgg16.fine_tune_epochs == model_registry.get("vgg16").quick_hparams["fine_tune_epochs"]
-    assert config.served_names == (contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME)
-    assert parse("--models", "vgg16").served_names == (contract.VGG16_MODEL_NAME,)
+    assert config.served_names == (model_registry.get("scratch").served_name, model_registry.get("vgg16").served_name)
+    assert parse("--models", "vgg16").served_names == (model_registry.get("vgg16").served_name,)
 
 
 def test_quick_lowers_vgg16_s_floor_for_the_sample_and_min_accuracy_still_wins():
@@ -133,13 +132,15 @@ def test_compile_quick_keeps_what_the_run_sets_as_run_local_does():
 
 def test_a_partial_vgg16_json_keeps_the_model_s_default_weights():
     """A vgg16_hparams JSON edited in the KFP UI without `weights` is read over VGG16's
-    registry defaults by its Trainer, not over the dataclass's (which download ImageNet)."""
-    from components.training import vgg16
-    from components.training.hparams import Vgg16HParams
-    entry = model_registry.get("vgg16")
-    hparams = vgg16.hparams_from_custom_config({"fine_tune_epochs": 0, "batch_size": 8})
-    assert hparams.weights == entry.default_hparams.weights == "offline" != Vgg16HParams().weights
+    spec defaults (what every run_fn reads its custom_config with), not over the
+    dataclass's (which download ImageNet)."""
+    from components.models.vgg16.hparams import Vgg16HParams
+    spec = model_registry.get("vgg16")
+    hparams = spec.hparams({"fine_tune_epochs": 0, "batch_size": 8})
+    assert hparams.weights == spec.default_hparams.weights == "offline" != Vgg16HParams().weights
     assert (hparams.fine_tune_epochs, hparams.batch_size) == (0, 8)
-    assert vgg16.hparams_from_custom_config({"weights": "imagenet"}).weights == "imagenet"
+    assert spec.hparams({"weights": "imagenet"}).weights == "imagenet"
     with pytest.raises(ValueError, match="unknown Vgg16HParams hyper-parameters"):
-        vgg16.hparams_from_custom_config({"wieghts": "offline"})
+        spec.hparams({"wieghts": "offline"})
+    for model in model_registry.MODELS:
+        assert model.hparams(None) == model.default_hparams

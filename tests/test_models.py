@@ -5,21 +5,17 @@ import keras
 import numpy as np
 import pytest
 
-from components.training import precision, scratch, vgg16_weights
-from components.training.hparams import (
-    BOOK_PRESET,
-    BOOK_SCRATCH,
-    DEFAULT_PRESET,
-    LISTING_5_14,
-    LISTING_5_21,
-    PRESETS,
-    WEIGHTS_NONE,
-    WEIGHTS_OFFLINE,
-    MnistHParams,
-    ScratchHParams,
-    Vgg16HParams,
-)
-from components.training.models import Vgg16Parts, build_mnist_model, build_scratch_model
+from components.models.mnist.hparams import MnistHParams
+from components.models.mnist.network import build_mnist_model
+from components.models.scratch import trainer as scratch
+from components.models.scratch.hparams import BOOK_SCRATCH, ScratchHParams
+from components.models.scratch.network import build_scratch_model
+from components.models.vgg16 import weights as vgg16_weights
+from components.models.vgg16.hparams import WEIGHTS_NONE, WEIGHTS_OFFLINE, Vgg16HParams
+from components.models.vgg16.network import Vgg16Parts
+from components.training import precision
+from components.training.hparams import LISTING_5_14, LISTING_5_21
+from pipeline import model_registry
 
 
 def test_scratch_convnet_is_listing_5_13():
@@ -109,7 +105,10 @@ def test_hparams_round_trip_through_custom_config():
 
 
 def test_book_preset_is_listing_5_14_and_the_default_keeps_the_best_epoch():
-    assert PRESETS[BOOK_PRESET]["scratch"] is BOOK_SCRATCH and PRESETS[DEFAULT_PRESET] == {}
+    assert model_registry.get("scratch").preset("book") is BOOK_SCRATCH
+    assert model_registry.get("scratch").preset("default") == ScratchHParams()
+    assert model_registry.get("vgg16").preset("book") == model_registry.get("vgg16").default_hparams
+    assert model_registry.preset_names() == ("default", "book")
     book = BOOK_SCRATCH
     assert (book.epochs, book.steps_per_epoch, book.batch_size, book.learning_rate) == (100, 100, 32, 1e-4)
     assert book.reduce_lr_patience is None and not book.keep_best_weights and book.precision == "float32"

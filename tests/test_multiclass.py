@@ -16,9 +16,15 @@ from components import contract, preprocessing
 from components.evaluation import eval_config, report_page, tfma_results
 from components.evaluation.thresholds import BlessingThresholds
 from components.image_shape import BOOK_IMAGE_SHAPE, MNIST_IMAGE_SHAPE, ImageShape
-from components.training import common, mnist, scratch
-from components.training.hparams import WEIGHTS_NONE, MnistHParams
-from components.training.models import Vgg16Parts, build_mnist_model, build_scratch_model, classifier_output
+from components.models.mnist import trainer as mnist
+from components.models.mnist.hparams import MnistHParams
+from components.models.mnist.network import build_mnist_model
+from components.models.scratch import trainer as scratch
+from components.models.scratch.network import build_scratch_model
+from components.models.vgg16.hparams import WEIGHTS_NONE
+from components.models.vgg16.network import Vgg16Parts
+from components.training import common
+from components.training.heads import classifier_output
 from pipeline import model_registry
 from pipeline.configs import ModelSettings, PipelineConfig, select_models
 from pipeline.prepare_data import digits_split
@@ -88,8 +94,8 @@ def test_registry_describes_every_model_once():
         assert isinstance(settings.hparams, model.hparams_type)
         assert settings.thresholds == model.default_thresholds
         assert model_registry.get(model.key) is model_registry.get(model.served_name) is model
-    mnist_entry = model_registry.get(contract.MNIST_MODEL_NAME)
-    assert (mnist_entry.key, mnist_entry.run_fn) == ("mnist", "components.training.mnist.run_fn")
+    mnist_entry = model_registry.get(model_registry.get("mnist").served_name)
+    assert (mnist_entry.key, mnist_entry.run_fn) == ("mnist", "components.models.mnist.trainer.run_fn")
     assert mnist_entry.image_shape == ImageShape(28, 28, 1)
     assert mnist_entry.default_thresholds.min_accuracy == 0.95
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
@@ -100,11 +106,11 @@ def test_models_with_different_image_shapes_are_refused_in_one_run():
     assert model_registry.image_shape_for(["scratch", "vgg16"]) == BOOK_IMAGE_SHAPE
     assert model_registry.image_shape_for(["mnist"]) == MNIST_IMAGE_SHAPE
     with pytest.raises(ValueError, match=r"different image shapes \(150x150x3: scratch; 28x28x1: mnist\)"):
-        model_registry.image_shape_for([contract.SCRATCH_MODEL_NAME, contract.MNIST_MODEL_NAME])
+        model_registry.image_shape_for(["cats_vs_dogs_scratch", "mnist_convnet"])  # served names
     from tests.test_local_runner import parse
     with pytest.raises(ValueError, match="different image shapes"):
         parse("--models", "scratch,mnist")
-    assert parse("--models", "mnist").served_names == (contract.MNIST_MODEL_NAME,)
+    assert parse("--models", "mnist").served_names == (model_registry.get("mnist").served_name,)
     with pytest.raises(ValueError, match="different image shapes"):
         PipelineConfig("d", "p", "s", models=select_models(["scratch", "mnist"]))
 
@@ -113,17 +119,17 @@ def test_create_pipeline_for_the_mnist_convnet(tmp_path):
     from pipeline.pipeline import component_by_id, create_pipeline
 
     config = PipelineConfig.for_local_run("data/digits", str(tmp_path),
-                                          models=select_models([contract.MNIST_MODEL_NAME]))
+                                          models=select_models([model_registry.get("mnist").served_name]))
     pipeline = create_pipeline(config)
     transform_config = json.loads(component_by_id(pipeline, "Transform").exec_properties["custom_config"])
     assert ImageShape.from_custom_config(transform_config) == MNIST_IMAGE_SHAPE
     trainer = component_by_id(pipeline, "Trainer_mnist")
-    assert trainer.exec_properties["run_fn"] == "components.training.mnist.run_fn"
+    assert trainer.exec_properties["run_fn"] == "components.models.mnist.trainer.run_fn"
     assert json.loads(trainer.exec_properties["custom_config"]) == MnistHParams().as_custom_config()
     for component_id in ("ExplainGallery_mnist", "BaselineLookup_mnist", "Pusher_mnist",
                          "EvaluationReport_mnist"):
         assert component_by_id(pipeline, component_id) is not None, component_id
-    assert component_by_id(pipeline, "Pusher_mnist").exec_properties["model_name"] == contract.MNIST_MODEL_NAME
+    assert component_by_id(pipeline, "Pusher_mnist").exec_properties["model_name"] == "mnist_convnet"
     assert component_by_id(pipeline, "Trainer_scratch") is None
 
 

@@ -8,13 +8,15 @@ import sys
 
 import pytest
 
-from components import contract
 from components.evaluation import eval_config, tfma_results
+from pipeline import model_registry
 from pipeline.prepare_data import digits_split
 from serving.client import ClientOptions, PredictionClient
 from serving.served_accuracy import labelled_images
 from serving.server import ModelServer
 from tests.serving_helpers import LOOPBACK, server_options
+
+MNIST = model_registry.get("mnist").served_name
 
 VENV_BIN = os.path.dirname(sys.executable)
 DIGITS = [str(d) for d in range(10)]
@@ -40,19 +42,19 @@ def digits_run(tmp_path_factory):
 @pytest.mark.slow
 def test_digits_go_through_the_gate_and_the_pushed_model_serves_ten_class_names(digits_run):
     data_dir, output_dir, log = digits_run
-    assert re.search(rf"Pusher \({contract.MNIST_MODEL_NAME}\): serving version \d+", log), log[-3000:]
+    assert re.search(rf"Pusher \({MNIST}\): serving version \d+", log), log[-3000:]
     assert re.search(r"Evaluation report for mnist_convnet: .*\.html", log)
     assert re.search(r"Explanation gallery \(16 test images.*ExplainGallery_mnist/.*index\.html", log)
 
     images = labelled_images(data_dir)
-    options = server_options(os.path.join(output_dir, "serving_model"), contract.MNIST_MODEL_NAME,
+    options = server_options(os.path.join(output_dir, "serving_model"), MNIST,
                              rest_api_port=0, file_system_poll_wait_seconds=0)
     predictions = []
     with ModelServer(options) as server, \
             PredictionClient(f"{LOOPBACK}:{server.port}", ClientOptions(timeout_seconds=120)) as client:
         for start in range(0, len(images), 64):
             batch = images[start:start + 64]
-            predictions += client.predict_files([path for path, _ in batch], contract.MNIST_MODEL_NAME).predictions
+            predictions += client.predict_files([path for path, _ in batch], MNIST).predictions
     assert len(predictions) == len(images) == 360
     assert all(len(p.probabilities) == 10 for p in predictions)
     assert sorted({p.class_name for p in predictions}) == DIGITS

@@ -14,10 +14,12 @@ from components.formats import warmup as warmup_format
 from components.formats.examples import read_images
 from components.pusher import serving_layout, warmup
 from components.pusher.component import push_blessed_model
+from pipeline import model_registry
 from tests import examples_artifacts
 from tests import marker_model as support
 
-MODEL_NAME = contract.SCRATCH_MODEL_NAME
+MODEL_NAME = model_registry.get("scratch").served_name
+OTHER_MODEL_NAME = model_registry.get("vgg16").served_name
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -254,7 +256,7 @@ def test_models_config_lists_exactly_the_models_that_have_a_version(artifacts, t
     not_blessed = push_blessed_model(
         model_dir=artifacts["model"], blessing_uri=artifacts["not_blessed"],
         warmup_split_uri=examples_artifacts.split_uri(artifacts["examples"]),
-        serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
+        serving_model_dir=str(tmp_path), model_name=OTHER_MODEL_NAME, num_warmup_requests=1)
     assert not_blessed["pushed"] == 0
     # Written on the first run whatever the outcome, listing no model that has no version.
     assert _served_models(tmp_path) == {}
@@ -264,7 +266,7 @@ def test_models_config_lists_exactly_the_models_that_have_a_version(artifacts, t
     push_blessed_model(
         model_dir=artifacts["other_model"], blessing_uri=artifacts["blessed"],
         warmup_split_uri=examples_artifacts.split_uri(artifacts["examples"]),
-        serving_model_dir=str(tmp_path), model_name=contract.VGG16_MODEL_NAME, num_warmup_requests=1)
+        serving_model_dir=str(tmp_path), model_name=OTHER_MODEL_NAME, num_warmup_requests=1)
     assert _served_models(tmp_path) == {MODEL_NAME: str(tmp_path / MODEL_NAME),
-                                        contract.VGG16_MODEL_NAME: str(tmp_path / contract.VGG16_MODEL_NAME)}
+                                        OTHER_MODEL_NAME: str(tmp_path / OTHER_MODEL_NAME)}
     assert [name for name in os.listdir(tmp_path) if name.startswith(".")] == []

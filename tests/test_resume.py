@@ -19,9 +19,12 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from benchmarks import trainer_inputs
 from components import contract
-from components.training import backup_store, common, mnist, scratch, vgg16
-from components.training.hparams import WEIGHTS_NONE
-from components.training.models import build_scratch_model
+from components.models.mnist import trainer as mnist
+from components.models.scratch import trainer as scratch
+from components.models.scratch.network import build_scratch_model
+from components.models.vgg16 import trainer as vgg16
+from components.models.vgg16.hparams import WEIGHTS_NONE
+from components.training import backup_store, common
 from components.training.resume import TrainingBackup
 from tests import trainer_process
 from tests.image_files import SAMPLE_DIR

@@ -15,6 +15,7 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import classification_pb2, predict_pb2
 
 from components import contract
+from pipeline import model_registry
 from serving.client import ClientOptions, PredictionClient
 from serving.errors import ServingError
 from tests.serving_helpers import (
@@ -394,7 +395,7 @@ def test_shipped_configs_parse_and_name_the_contract_models():
     configs = os.path.join(REPO_ROOT, "serving", "configs")
     models = read_text_proto(os.path.join(configs, "models.config"), model_server_config_pb2.ModelServerConfig)
     assert sorted(c.name for c in models.model_config_list.config) == sorted(
-        [contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME])
+        [model_registry.get("scratch").served_name, model_registry.get("vgg16").served_name])
     batching = BatchingOptions.from_file(os.path.join(configs, "batching_parameters.txt"))
     assert batching.max_batch_size >= 32
     monitoring = read_text_proto(os.path.join(configs, "monitoring.config"), MonitoringConfig)

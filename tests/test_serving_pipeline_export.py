@@ -17,8 +17,8 @@ from tensorflow_serving.apis import predict_pb2
 
 from benchmarks import trainer_inputs
 from components import contract
+from components.models.scratch.network import build_scratch_model
 from components.training.export import export_model
-from components.training.models import build_scratch_model
 from serving.client import ClientOptions, PredictionClient
 from tests.serving_helpers import LOOPBACK, MODEL, push, read_bytes, sample_images, start_server
 

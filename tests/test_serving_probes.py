@@ -12,13 +12,13 @@ import pytest
 import requests
 import yaml
 
-from components import contract
 from components.pusher import serving_layout
+from pipeline import model_registry
 from tests.serving_helpers import LOOPBACK, REPO_ROOT, push, start_server
 
 DEPLOYMENT = os.path.join(REPO_ROOT, "k8s", "base", "tf-serving", "deployment.yaml")
 MONITORING_CONFIG = os.path.join(REPO_ROOT, "k8s", "base", "tf-serving", "config", "monitoring.config")
-UNPUSHED, PUSHED = contract.SCRATCH_MODEL_NAME, contract.VGG16_MODEL_NAME
+UNPUSHED, PUSHED = model_registry.get("scratch").served_name, model_registry.get("vgg16").served_name
 
 
 def manifest_container():

@@ -12,9 +12,11 @@ import tensorflow as tf
 
 from benchmarks import trainer_inputs
 from components import contract
-from components.training import common, data, scratch, vgg16
-from components.training.hparams import WEIGHTS_NONE
-from components.training.models import build_scratch_model
+from components.models.scratch import trainer as scratch
+from components.models.scratch.network import build_scratch_model
+from components.models.vgg16 import trainer as vgg16
+from components.models.vgg16.hparams import WEIGHTS_NONE
+from components.training import common, data
 from tests.examples_artifacts import TRAINING_IMAGES_PER_CLASS as IMAGES_PER_CLASS
 from tests.image_files import SAMPLE_DIR as SAMPLE
 

@@ -3,7 +3,7 @@ that SIGKILL it there.
 
     python -m tests.trainer_process SPEC.json
 
-SPEC: {"run_fn": "components.training.scratch.run_fn", "fn_args": {FnArgs fields},
+SPEC: {"run_fn": "components.models.scratch.trainer.run_fn", "fn_args": {FnArgs fields},
 "pause": {"fit_call": 1, "epoch": 2, "marker": PATH}}. With "pause", the child stops
 after the first batch of that (0-based) epoch of the fit_call-th Model.fit: the
 Trainer has saved the epochs before it, and its optimizer has taken one more step.

@@ -1,5 +1,5 @@
 """TFX Trainer module: VGG16 transfer learning (listings 5.16-5.23).
-Entry point: components.training.vgg16.run_fn.
+Entry point: run_fn.
 
 Phase 1, feature extraction with the conv base frozen, either end to end on
 augmented images (listing 5.21) or "fast" (listings 5.17/5.18: the base runs
@@ -15,13 +15,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training import common, data, precision
-from components.training.hparams import FEATURE_EXTRACTION_FAST, VGG16_DEFAULTS, Vgg16HParams
-from components.training.models import Vgg16Parts
 from components.training.resume import TrainingBackup
 
-TITLE = "VGG16 transfer learning"
+from . import SPEC
+from .hparams import FEATURE_EXTRACTION_FAST, Vgg16HParams
+from .network import Vgg16Parts
+
 LAST_BASE_LAYER = "block5_pool"
 PREDICT_BATCH = 20
 
@@ -91,13 +91,13 @@ def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, pha
 def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
     """Both phases, from where `backup` says a killed run stopped; returns (parts, merged
     history, phase start epochs)."""
-    inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
+    inputs.require_image_shape(SPEC.image_shape, SPEC.title)
     common.seed_everything(hp.seed)
     budget = common.TimeBudget(hp.time_budget_minutes, started=backup.clock_start)
     n_classes = inputs.n_classes
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
-        parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes)
+        parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes, inputs.image_shape)
         # The frozen layers as the killed run had them, before their outputs are cached.
         backup.restore_weights(parts.model)
         cache = None
@@ -149,22 +149,16 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, b
     return parts, common.concat_histories(*histories), phase_starts
 
 
-def hparams_from_custom_config(custom_config) -> Vgg16HParams:
-    """The Trainer's custom_config over VGG16's defaults: a partial JSON (a KFP run's
-    vgg16_hparams edited in the UI) keeps the offline weights it does not name."""
-    return VGG16_DEFAULTS.updated(custom_config)
-
-
 def run_fn(fn_args):
     """TFX Trainer entry point."""
-    hp = hparams_from_custom_config(fn_args.custom_config)
+    hp = SPEC.hparams(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
     backup = TrainingBackup.for_run(fn_args, __name__, hp.as_custom_config())
     parts, history, phase_starts = train(hp, inputs, fn_args.model_run_dir, backup)
     augmented = hp.feature_extraction != FEATURE_EXTRACTION_FAST or (
         hp.fine_tune_epochs and hp.fine_tune_augment)
     common.write_training_report(
-        fn_args.model_run_dir, TITLE, history, hp.as_custom_config(), phase_starts=phase_starts,
+        fn_args.model_run_dir, SPEC.title, history, hp.as_custom_config(), phase_starts=phase_starts,
         smoothed=bool(hp.fine_tune_epochs),
         augmentation=hp.augmentation if augmented else None,
         sample_image=common.first_image(inputs.train) if augmented else None, resumes=backup.resumes)

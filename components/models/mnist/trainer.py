@@ -1,31 +1,31 @@
 """TFX Trainer module: the book's MNIST convnet (listings 5.1-5.3) on 28x28
 grayscale images, for any number of classes (the book: the ten digits).
-Entry point: components.training.mnist.run_fn."""
+Entry point: run_fn."""
 from absl import logging
 
-from components.image_shape import MNIST_IMAGE_SHAPE
 from components.training import common, data, precision
-from components.training.hparams import MnistHParams
-from components.training.models import build_mnist_model
 from components.training.resume import TrainingBackup
 
-TITLE = "MNIST convnet"
+from . import SPEC
+from .hparams import MnistHParams
+from .network import build_mnist_model
+
 PHASE = "mnist"
 
 
 def train(hp: MnistHParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
     """Builds, compiles and fits the model (no augmentation, as in the book), from where
     `backup` says a killed run stopped; returns (model, history dict)."""
-    inputs.require_image_shape(MNIST_IMAGE_SHAPE, TITLE)
+    inputs.require_image_shape(SPEC.image_shape, SPEC.title)
     common.seed_everything(hp.seed)
     repeat = hp.steps_per_epoch is not None
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True, augmentation=None,
                              shuffle_buffer=hp.shuffle_buffer, repeat=repeat, seed=hp.seed)
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
-        model = build_mnist_model(inputs.n_classes)
+        model = build_mnist_model(inputs.n_classes, inputs.image_shape)
         common.compile_classifier(model, hp.learning_rate, inputs.n_classes)
-    logging.info("Training %s on %d classes: %d epochs x %s steps of %d", TITLE, inputs.n_classes,
+    logging.info("Training %s on %d classes: %d epochs x %s steps of %d", SPEC.title, inputs.n_classes,
                  hp.epochs, hp.steps_per_epoch or "all", hp.batch_size)
     history = backup.phase(PHASE, hp.epochs, model).run(lambda initial_epoch, backup_callback: model.fit(
         train_ds, epochs=hp.epochs, initial_epoch=initial_epoch, steps_per_epoch=hp.steps_per_epoch,
@@ -37,11 +37,11 @@ def train(hp: MnistHParams, inputs: common.TrainingInputs, model_run_dir: str, b
 
 def run_fn(fn_args):
     """TFX Trainer entry point."""
-    hp = MnistHParams.from_custom_config(fn_args.custom_config)
+    hp = SPEC.hparams(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
     backup = TrainingBackup.for_run(fn_args, __name__, hp.as_custom_config())
     model, history = train(hp, inputs, fn_args.model_run_dir, backup)
-    common.write_training_report(fn_args.model_run_dir, TITLE, history, hp.as_custom_config(),
+    common.write_training_report(fn_args.model_run_dir, SPEC.title, history, hp.as_custom_config(),
                                  resumes=backup.resumes)
     common.export(model, inputs, fn_args.serving_model_dir)
     backup.finish()

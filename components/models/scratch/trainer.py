@@ -1,17 +1,17 @@
 """TFX Trainer module: the book's convnet trained from scratch with augmentation
-(listings 5.13/5.14). Entry point: components.training.scratch.run_fn."""
+(listings 5.13/5.14). Entry point: run_fn."""
 from typing import List, Optional
 
 import keras
 from absl import logging
 
-from components.image_shape import BOOK_IMAGE_SHAPE
 from components.training import common, data, precision
-from components.training.hparams import SCHEDULE_COSINE, ScratchHParams
-from components.training.models import build_scratch_model
 from components.training.resume import TrainingBackup
 
-TITLE = "Scratch convnet"
+from . import SPEC
+from .hparams import SCHEDULE_COSINE, ScratchHParams
+from .network import build_scratch_model
+
 PHASE = "scratch"
 
 
@@ -57,7 +57,7 @@ def learning_rate(hp: ScratchHParams, steps_per_epoch: int):
 def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
     """Builds, compiles and fits the model, from where `backup` says a killed run stopped;
     returns (model, history dict, kept epoch or None)."""
-    inputs.require_image_shape(BOOK_IMAGE_SHAPE, TITLE)
+    inputs.require_image_shape(SPEC.image_shape, SPEC.title)
     common.seed_everything(hp.seed)
     repeat = hp.steps_per_epoch is not None
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True,
@@ -65,11 +65,11 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str,
                              shuffle_buffer=hp.shuffle_buffer, repeat=repeat, seed=hp.seed)
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision) as policy:
-        model = build_scratch_model(inputs.n_classes)
+        model = build_scratch_model(inputs.n_classes, inputs.image_shape)
         steps_per_epoch = hp.steps_per_epoch or int(train_ds.cardinality())
         common.compile_classifier(model, learning_rate(hp, steps_per_epoch), inputs.n_classes,
                                   label_smoothing=hp.label_smoothing)
-    logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s, %s)", TITLE, hp.epochs,
+    logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s, %s)", SPEC.title, hp.epochs,
                  hp.steps_per_epoch or "all", hp.batch_size, "on" if hp.augment else "off", policy)
     chosen = Callbacks(hp, model_run_dir, started=backup.clock_start)
     phase = backup.phase(PHASE, hp.epochs, model, tracked=chosen.steering, best_weights=chosen.best_weights)
@@ -83,12 +83,12 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str,
 
 def run_fn(fn_args):
     """TFX Trainer entry point."""
-    hp = ScratchHParams.from_custom_config(fn_args.custom_config)
+    hp = SPEC.hparams(fn_args.custom_config)
     inputs = common.TrainingInputs(fn_args)
     backup = TrainingBackup.for_run(fn_args, __name__, hp.as_custom_config())
     model, history, kept_epoch = train(hp, inputs, fn_args.model_run_dir, backup)
     common.write_training_report(
-        fn_args.model_run_dir, TITLE, history, hp.as_custom_config(),
+        fn_args.model_run_dir, SPEC.title, history, hp.as_custom_config(),
         augmentation=hp.augmentation if hp.augment else None,
         sample_image=common.first_image(inputs.train), kept_epoch=kept_epoch, resumes=backup.resumes)
     common.export(model, inputs, fn_args.serving_model_dir)

@@ -15,8 +15,9 @@ import pickle
 import keras
 import numpy as np
 
-from components.image_shape import BOOK_IMAGE_SHAPE
-from components.training.hparams import WEIGHTS_IMAGENET, WEIGHTS_NONE, WEIGHTS_OFFLINE
+from components.image_shape import BOOK_IMAGE_SHAPE, ImageShape
+
+from .hparams import WEIGHTS_IMAGENET, WEIGHTS_NONE, WEIGHTS_OFFLINE
 
 PREPROCESSING_LAYER_NAME = "imagenet_preprocessing"
 BASE_NAME = "vgg16"
@@ -25,7 +26,6 @@ OFFLINE_WEIGHTS_FILE = os.path.join("weights", "vgg16.ckpt")
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
-INPUT_SHAPE = BOOK_IMAGE_SHAPE.as_tuple
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -58,10 +58,10 @@ def load_offline_weights(path: str = None):
             for i in range(13)]
 
 
-def conv_base(weights: str) -> keras.Model:
-    """keras.applications.VGG16(include_top=False) on 150x150x3, with the chosen weights."""
+def conv_base(weights: str, image_shape: ImageShape = BOOK_IMAGE_SHAPE) -> keras.Model:
+    """keras.applications.VGG16(include_top=False) on image_shape (the book's 150x150x3), with the chosen weights."""
     if weights == WEIGHTS_OFFLINE or weights == WEIGHTS_NONE:
-        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=INPUT_SHAPE)
+        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=image_shape.as_tuple)
         if weights == WEIGHTS_OFFLINE:
             conv_layers = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
             for layer, (kernel, bias) in zip(conv_layers, load_offline_weights(), strict=True):
@@ -70,7 +70,7 @@ def conv_base(weights: str) -> keras.Model:
     if weights != WEIGHTS_IMAGENET and not os.path.exists(weights):
         raise FileNotFoundError(f"VGG16 weights must be 'imagenet', 'offline', 'none' or an "
                                 f"existing weights file; {weights!r} does not exist")
-    base = keras.applications.VGG16(weights=weights, include_top=False, input_shape=INPUT_SHAPE)
+    base = keras.applications.VGG16(weights=weights, include_top=False, input_shape=image_shape.as_tuple)
     first = base.get_layer("block1_conv1")
     kernel, bias = first.get_weights()
     first.set_weights([kernel[:, :, ::-1, :], bias])  # BGR-trained kernel now reads RGB

