@@ -21,9 +21,9 @@ class ModelSpec:
     and the name clients ask for."""
     title: str
     """What logs and reports call it."""
-    description: str
-    run_fn: str
-    """The Trainer's module function, by dotted path."""
+    package: str
+    """The model's folder as a dotted package (its __init__'s __name__): the Trainer's
+    run_fn is <package>.trainer.run_fn, so a copied folder names its own."""
     default_hparams: Any
     """The model's hyper-parameters unless a run says otherwise: an instance of its
     dataclass (a CustomConfig), over which every custom_config is read."""
@@ -70,6 +70,11 @@ class ModelSpec:
     @property
     def explain_gallery_id(self) -> str:
         return self.component_id("ExplainGallery")
+
+    @property
+    def run_fn(self) -> str:
+        """The Trainer's module function, by dotted path."""
+        return f"{self.package}.trainer.run_fn"
 
     def load_run_fn(self) -> Callable:
         """The Trainer's run_fn itself (imports its module, hence TensorFlow)."""
