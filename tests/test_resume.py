@@ -26,6 +26,7 @@ from components.models.vgg16 import trainer as vgg16
 from components.models.vgg16.hparams import WEIGHTS_NONE
 from components.training import backup_store, common
 from components.training.resume import TrainingBackup
+from pipeline import model_registry
 from tests import trainer_process
 from tests.image_files import SAMPLE_DIR
 
@@ -73,7 +74,7 @@ def kill_during_epoch(tmp_path, fn_args: FnArgs, fit_call: int, epoch: int) -> d
     fields = {name: getattr(fn_args, name) for name in (
         "train_files", "eval_files", "transform_output", "transform_graph_path", "serving_model_dir",
         "model_run_dir", "working_dir", "custom_config")}
-    spec = {"run_fn": f"components.training.{model}.run_fn", "fn_args": fields,
+    spec = {"run_fn": model_registry.get(model).run_fn, "fn_args": fields,
             "pause": {"fit_call": fit_call, "epoch": epoch, "marker": marker}}
     log = str(tmp_path / "child.log")
     child = trainer_process.start(spec, str(tmp_path / "spec.json"), log)
