@@ -86,13 +86,13 @@ def recipes(runs: list) -> list:
 
 def section(spec, runs: list) -> str:
     lines = [f"### {spec.title}: test accuracy over seeds (TFMA, through the pipeline)", "",
-             f"    {COMMAND} --model {spec.key} --seeds {' '.join(map(str, RECORDED_SEEDS))}", "",
+             f"    {COMMAND} --model {spec.key} --seeds {' '.join(map(str, RECORDED_SEEDS))} [--set NAME=VALUE ...]", "",
              "| recipe | seeds | test accuracy: mean / min / max | per seed | kept epoch (of run) | minutes per run |",
              "| --- | --- | --- | --- | --- | --- |"]
     default = spec.default_hparams.as_custom_config()
     for hparams, group in recipes(runs):
         changed = {k: v for k, v in hparams.items() if default.get(k) != v and k != "seed"}
-        recipe = "default preset" + (f", with {json.dumps(changed)}" if changed else "")
+        recipe = "default preset" + "".join(f" `--set {k}={json.dumps(v)}`" for k, v in sorted(changed.items()))
         accuracies = [run["test_accuracy"] for run in group]
         lines.append(
             f"| {recipe} | {', '.join(str(run['seed']) for run in group)} | "
