@@ -1,4 +1,5 @@
 """The book's models, exactly: parameter counts and trainable weights per VGG16 phase."""
+import dataclasses
 import pickle
 
 import keras
@@ -178,3 +179,13 @@ def test_mixed_precision_models_keep_their_size_and_a_float32_output(build, para
     assert model.get_layer("predictions").compute_dtype == "float32"
     output = model(np.random.default_rng(0).random((2,) + model.input_shape[1:], dtype=np.float32))
     assert keras.backend.standardize_dtype(output.dtype) == "float32"
+
+
+def test_a_spec_refuses_presets_and_quick_budgets_its_model_cannot_take():
+    scratch_spec = model_registry.get("scratch")
+    with pytest.raises(TypeError, match="preset 'book' is a MnistHParams, not its ScratchHParams"):
+        dataclasses.replace(scratch_spec, presets={"book": MnistHParams()})
+    with pytest.raises(ValueError, match=r"unknown ScratchHParams hyper-parameters \['epoch'\]"):
+        dataclasses.replace(scratch_spec, quick_hparams={"epoch": 2})
+    assert scratch_spec.run_fn == "components.models.scratch.trainer.run_fn"
+    assert dataclasses.replace(scratch_spec, package="elsewhere.tiny").run_fn == "elsewhere.tiny.trainer.run_fn"
