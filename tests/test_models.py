@@ -14,7 +14,7 @@ from components.models.scratch.network import build_scratch_model
 from components.models.vgg16 import weights as vgg16_weights
 from components.models.vgg16.hparams import WEIGHTS_NONE, WEIGHTS_OFFLINE, Vgg16HParams
 from components.models.vgg16.network import Vgg16Parts
-from components.training import precision
+from components.training import common, precision
 from components.training.hparams import LISTING_5_14, LISTING_5_21
 from pipeline import model_registry
 
@@ -140,6 +140,13 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     assert rate(30) == pytest.approx((1e-5 + 1e-3) / 2, rel=1e-4)
     assert rate(50) == pytest.approx(1e-5)
     assert scratch.learning_rate(ScratchHParams(), 5) == ScratchHParams().learning_rate
+    # A resumed run restores the optimizer's iterations, and with them its place in the schedule.
+    model = build_scratch_model()
+    common.compile_classifier(model, schedule, 2, label_smoothing=0.1)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(30)
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(rate(30), rel=1e-5)
+    assert model.loss.get_config()["label_smoothing"] == 0.1
 
 
 def test_schedule_settings_that_cannot_work_are_refused():
