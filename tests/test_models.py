@@ -147,6 +147,9 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     model.optimizer.iterations.assign(30)
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(rate(30), rel=1e-5)
     assert model.loss.get_config()["label_smoothing"] == 0.1
+    decayed = build_scratch_model()
+    common.compile_classifier(decayed, 1e-3, 2, weight_decay=1e-4)
+    assert decayed.optimizer.weight_decay == 1e-4 and model.optimizer.weight_decay is None
 
 
 def test_schedule_settings_that_cannot_work_are_refused():
@@ -160,6 +163,8 @@ def test_schedule_settings_that_cannot_work_are_refused():
         ScratchHParams(epochs=3, warmup_epochs=3, learning_rate_schedule="cosine", reduce_lr_patience=None)
     with pytest.raises(ValueError, match="label_smoothing"):
         ScratchHParams(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="weight_decay must be > 0 or None"):
+        ScratchHParams(weight_decay=0.0)
 
 
 def test_auto_precision_follows_the_hardware(tmp_path):

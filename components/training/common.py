@@ -167,22 +167,25 @@ def restore_best_weights(model: keras.Model, model_run_dir: str, history: Dict[s
     return best_epoch
 
 
-def compile_binary(model: keras.Model, learning_rate, label_smoothing: float = 0.0):
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+def compile_binary(model: keras.Model, learning_rate, label_smoothing: float = 0.0,
+                   weight_decay: Optional[float] = None):
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate, weight_decay=weight_decay),
                   loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
 
 
-def compile_classifier(model: keras.Model, learning_rate, n_classes: int, label_smoothing: float = 0.0):
-    """RMSprop (learning_rate: a float or a keras LearningRateSchedule); binary cross-entropy
-    on a sigmoid head (two classes), sparse categorical cross-entropy on a softmax head (more;
-    labels stay class indices, so no label smoothing)."""
+def compile_classifier(model: keras.Model, learning_rate, n_classes: int, label_smoothing: float = 0.0,
+                       weight_decay: Optional[float] = None):
+    """RMSprop (learning_rate: a float or a keras LearningRateSchedule; weight_decay: Keras'
+    decoupled decay, None for none); binary cross-entropy on a sigmoid head (two classes),
+    sparse categorical cross-entropy on a softmax head (more; labels stay class indices,
+    so no label smoothing)."""
     if n_classes == 2:
-        compile_binary(model, learning_rate, label_smoothing)
+        compile_binary(model, learning_rate, label_smoothing, weight_decay)
         return
     if label_smoothing:
         raise ValueError(f"label_smoothing is implemented for two classes only, got {n_classes}")
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate, weight_decay=weight_decay),
                   loss="sparse_categorical_crossentropy",
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 

@@ -48,6 +48,8 @@ class ScratchHParams(CustomConfig):
     so a resumed run continues it; reduce_lr_patience must then be None)."""
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    weight_decay: Optional[float] = None
+    """RMSprop's decoupled weight decay per step, scaled by the learning rate (None: none, as the book)."""
     """Binary cross-entropy against labels pulled this far towards 0.5 (0: the book's loss)."""
     keep_best_weights: bool = True
     """Export the weights of the epoch with the best validation accuracy
@@ -80,6 +82,7 @@ class ScratchHParams(CustomConfig):
             raise ValueError("warmup_epochs applies to learning_rate_schedule 'cosine' only")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs!r}")
+        check_positive_or_none(self, "weight_decay")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check_precision(self)

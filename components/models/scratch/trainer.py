@@ -68,7 +68,7 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str,
         model = build_scratch_model(inputs.n_classes, inputs.image_shape)
         steps_per_epoch = hp.steps_per_epoch or int(train_ds.cardinality())
         common.compile_classifier(model, learning_rate(hp, steps_per_epoch), inputs.n_classes,
-                                  label_smoothing=hp.label_smoothing)
+                                  label_smoothing=hp.label_smoothing, weight_decay=hp.weight_decay)
     logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s, %s)", SPEC.title, hp.epochs,
                  hp.steps_per_epoch or "all", hp.batch_size, "on" if hp.augment else "off", policy)
     chosen = Callbacks(hp, model_run_dir, started=backup.clock_start)
