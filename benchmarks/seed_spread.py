@@ -76,11 +76,12 @@ def save_record(model: str, runs: list) -> None:
         json.dump(runs, f, indent=1)
 
 
-def recipes(runs: list) -> list:
-    """[(hparams, runs with those hparams)], in the order the recipes were first run."""
+def recipes(runs: list, defaults: dict) -> list:
+    """[(hparams, runs with those hparams)], in the order the recipes were first run. A
+    hyper-parameter a run's record lacks (it came later) had its default's effect."""
     grouped = {}
     for run in runs:
-        grouped.setdefault(json.dumps(run["hparams"], sort_keys=True), []).append(run)
+        grouped.setdefault(json.dumps({**defaults, **run["hparams"]}, sort_keys=True), []).append(run)
     return [(json.loads(key), group) for key, group in grouped.items()]
 
 
@@ -89,8 +90,8 @@ def section(spec, runs: list) -> str:
              f"    {COMMAND} --model {spec.key} --seeds {' '.join(map(str, RECORDED_SEEDS))} [--set NAME=VALUE ...]", "",
              "| recipe | seeds | test accuracy: mean / min / max | per seed | kept epoch (of run) | minutes per run |",
              "| --- | --- | --- | --- | --- | --- |"]
-    default = spec.default_hparams.as_custom_config()
-    for hparams, group in recipes(runs):
+    default = {k: v for k, v in spec.default_hparams.as_custom_config().items() if k != "seed"}
+    for hparams, group in recipes(runs, default):
         changed = {k: v for k, v in hparams.items() if default.get(k) != v and k != "seed"}
         recipe = "default preset" + "".join(f" `--set {k}={json.dumps(v)}`" for k, v in sorted(changed.items()))
         accuracies = [run["test_accuracy"] for run in group]
