@@ -84,7 +84,7 @@ def train_once(dataset: Dataset, budget: str, config: Dict, seed: int) -> Dict:
     started = time.time()
     mnist.run_fn(fn_args)
     seconds = time.time() - started
-    with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "history.json")) as f:
+    with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, contract.TRAINING_HISTORY_FILE)) as f:
         history = json.load(f)["history"]
     return {"data": dataset.name, "budget": budget, "seed": seed, "epochs": hp.epochs,
             "steps": hp.epochs * -(-dataset.train_images // hp.batch_size),

@@ -47,7 +47,7 @@ def run_seed(spec, seed: int, sets, data_dir: str, output_dir: str, quick: bool 
     seconds = time.time() - started
     root = os.path.join(output_dir, "pipeline_root")
     with open(os.path.join(latest(root, spec.trainer_id, "model_run"), contract.TRAINING_REPORT_DIR,
-                           "history.json")) as f:
+                           contract.TRAINING_HISTORY_FILE)) as f:
         report = json.load(f)
     evaluation = latest(root, spec.component_id("Evaluator"), "evaluation")
     slices = tfma_results.load_tfma_metrics(evaluation, list(contract.CATS_VS_DOGS_CLASSES))

@@ -105,7 +105,7 @@ def main(argv=None):
     trained = time.time()
     result = test_accuracy(fn_args.serving_model_dir, examples_dir)
 
-    with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "history.json")) as f:
+    with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, contract.TRAINING_HISTORY_FILE)) as f:
         report = json.load(f)
     history = report["history"]
     result.update({

@@ -60,6 +60,8 @@ KERAS_CLASS_NAMES_PATH = "keras/class_names.json"
 
 TRAINING_REPORT_DIR = "training_report"
 """Inside the Trainer's model_run artifact: curves and augmentation grids (PNG)."""
+TRAINING_HISTORY_FILE = "history.json"
+"""In TRAINING_REPORT_DIR: the per-epoch history, hyper-parameters and kept epoch."""
 
 # Ingestion's limits (ImageExampleGen; serving applies the same pixel limit).
 DEFAULT_MAX_REJECTED_FRACTION = 0.01

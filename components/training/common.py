@@ -208,7 +208,7 @@ def write_training_report(model_run_dir: str, title: str, history: Dict[str, Lis
     training went on after a kill, and what it restored (components.training.resume)."""
     report_dir = os.path.join(model_run_dir, contract.TRAINING_REPORT_DIR)
     tf.io.gfile.makedirs(report_dir)
-    with tf.io.gfile.GFile(os.path.join(report_dir, "history.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(report_dir, contract.TRAINING_HISTORY_FILE), "w") as f:
         json.dump({"history": history, "phase_starts": phase_starts or {},
                    "hparams": hparams, "kept_epoch": kept_epoch, "resumes": list(resumes)}, f, indent=1)
     if any(history.values()):
