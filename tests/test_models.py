@@ -152,6 +152,27 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     assert decayed.optimizer.weight_decay == 1e-4 and model.optimizer.weight_decay is None
 
 
+def test_averaged_weights_are_validated_and_kept(tmp_path):
+    """With ema_momentum, the scratch Trainer's checkpoint keeps the averaged weights that
+    validation scored, not the last step's."""
+    hp = ScratchHParams(ema_momentum=0.9, reduce_lr_patience=None)
+    chosen = scratch.Callbacks(hp, str(tmp_path), started=0.0)
+    kinds = [type(callback) for callback in chosen.steering]
+    assert kinds == [keras.callbacks.SwapEMAWeights, keras.callbacks.ModelCheckpoint]
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, activation="sigmoid",
+                                                                    kernel_initializer="zeros")])
+    common.compile_classifier(model, 0.05, 2, ema_momentum=hp.ema_momentum)
+    x = np.linspace(-1, 1, 16, dtype=np.float32).reshape(-1, 1)
+    y = (x > 0.3).astype(np.float32)  # accuracy rises as the boundary moves: several checkpoints
+    history = model.fit(x, y, epochs=6, batch_size=4, shuffle=False, validation_data=(x, y),
+                        callbacks=chosen.steering, verbose=0).history
+    kept_epoch = common.restore_best_weights(model, str(tmp_path), history)
+    kept_loss = model.evaluate(x, y, verbose=0)[0]
+    assert kept_loss == pytest.approx(history["val_loss"][kept_epoch - 1], rel=1e-5)
+    raw = [average.numpy() for average in model.optimizer._model_variables_moving_average]
+    assert not np.allclose(raw[0], model.get_weights()[0])  # the checkpoint's average is not the raw weights
+
+
 def test_schedule_settings_that_cannot_work_are_refused():
     with pytest.raises(ValueError, match="reduce_lr_patience to null"):
         ScratchHParams(learning_rate_schedule="cosine")
@@ -165,6 +186,8 @@ def test_schedule_settings_that_cannot_work_are_refused():
         ScratchHParams(label_smoothing=1.0)
     with pytest.raises(ValueError, match="weight_decay must be > 0 or None"):
         ScratchHParams(weight_decay=0.0)
+    with pytest.raises(ValueError, match="ema_momentum must be in"):
+        ScratchHParams(ema_momentum=1.0)
 
 
 def test_auto_precision_follows_the_hardware(tmp_path):

@@ -272,3 +272,62 @@ def test_an_interrupted_save_is_skipped_and_finish_deletes_the_backup(tmp_path):
     assert resumed.resume["from"] == os.path.join(folder, "epoch-00003")
     resumed.finish()
     assert not os.path.exists(os.path.dirname(folder))
+
+
+class KilledAtEpoch(Exception):
+    pass
+
+
+class KillAtEpochBegin(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.kill_epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.kill_epoch:
+            raise KilledAtEpoch()
+
+
+def averaged_training(tmp_path, epochs: int, kill_at_epoch=None):
+    """A one-weight regression trained full-batch (deterministic) with averaged weights and the
+    backup; returns (raw weights, averaged weights) after the last epoch's step."""
+    fn_args = FnArgs(train_files=["examples/Split-train/*"], eval_files=["examples/Split-eval/*"],
+                     transform_output="transform", model_run_dir=str(tmp_path / "Trainer_tiny" / "model_run" / "1"))
+    backup = TrainingBackup.for_run(fn_args, "tests.tiny_averaged", {"epochs": epochs})
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.compile(optimizer=common.rmsprop(0.05, ema_momentum=0.5), loss="mse")
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(-1, 1)
+    averaging = common.averaged_weights()
+    kill = [] if kill_at_epoch is None else [KillAtEpochBegin(kill_at_epoch)]
+    backup.phase("tiny", epochs, model, tracked=[averaging]).run(lambda initial_epoch, callback: model.fit(
+        x, 2 * x + 1, epochs=epochs, initial_epoch=initial_epoch, batch_size=8, shuffle=False,
+        validation_data=(x, 2 * x + 1), callbacks=[averaging] + kill + [callback], verbose=0))
+    averaged = [v.numpy() for v in model.weights]
+    return model, averaged
+
+
+def test_averaged_weights_are_saved_and_a_resumed_run_trains_the_raw_ones(tmp_path):
+    """A backup is saved while the model holds the averaged weights: the resumed run must put
+    the raw ones back before its next step, or it trains on from the average."""
+    _, uninterrupted = averaged_training(tmp_path / "uninterrupted", epochs=4)
+
+    with pytest.raises(KilledAtEpoch):
+        averaged_training(tmp_path / "killed", epochs=4, kill_at_epoch=2)
+    saved = read_json_state(tmp_path / "killed")
+    (averaging,) = saved["callbacks"]
+    assert averaging == {"class": "SwapEMAWeights", "state": {"_ema_weights_in_model": True}}
+    model, resumed = averaged_training(tmp_path / "killed", epochs=4)
+
+    for expected, actual in zip(uninterrupted, resumed, strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-6)
+    # Not converged (4 steps from zero towards y = 2x + 1): training on from the average instead
+    # of the raw weights would have ended elsewhere.
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(-1, 1)
+    assert model.evaluate(x, 2 * x + 1, verbose=0) > 0.1
+
+
+def read_json_state(root) -> dict:
+    (state_file,) = glob.glob(str(root / "Trainer_tiny" / backup_store.BACKUP_DIR / "*" / "*" /
+                                  backup_store.STATE_FILE))
+    with open(state_file) as f:
+        return json.load(f)

@@ -167,25 +167,41 @@ def restore_best_weights(model: keras.Model, model_run_dir: str, history: Dict[s
     return best_epoch
 
 
+def rmsprop(learning_rate, weight_decay: Optional[float] = None,
+            ema_momentum: Optional[float] = None) -> keras.optimizers.RMSprop:
+    """RMSprop (learning_rate: a float or a keras LearningRateSchedule); weight_decay: Keras'
+    decoupled decay (None: none); ema_momentum: keep an exponential moving average of the
+    weights, per step (None: none; averaged_weights() puts it in the model at each epoch's end)."""
+    return keras.optimizers.RMSprop(learning_rate=learning_rate, weight_decay=weight_decay,
+                                    use_ema=ema_momentum is not None,
+                                    ema_momentum=0.99 if ema_momentum is None else ema_momentum)
+
+
+def averaged_weights() -> keras.callbacks.SwapEMAWeights:
+    """With an optimizer that averages the weights (rmsprop(ema_momentum=...)): validation sees
+    the average, and from each epoch's end to the next epoch's start the model holds it, so the
+    callbacks after this one (best-weights checkpoint, training backup) save it; the optimizer's
+    average slots hold the raw weights meanwhile. Goes before keep_best_weights."""
+    return keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+
+
 def compile_binary(model: keras.Model, learning_rate, label_smoothing: float = 0.0,
-                   weight_decay: Optional[float] = None):
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate, weight_decay=weight_decay),
+                   weight_decay: Optional[float] = None, ema_momentum: Optional[float] = None):
+    model.compile(optimizer=rmsprop(learning_rate, weight_decay, ema_momentum),
                   loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
 
 
 def compile_classifier(model: keras.Model, learning_rate, n_classes: int, label_smoothing: float = 0.0,
-                       weight_decay: Optional[float] = None):
-    """RMSprop (learning_rate: a float or a keras LearningRateSchedule; weight_decay: Keras'
-    decoupled decay, None for none); binary cross-entropy on a sigmoid head (two classes),
-    sparse categorical cross-entropy on a softmax head (more; labels stay class indices,
-    so no label smoothing)."""
+                       weight_decay: Optional[float] = None, ema_momentum: Optional[float] = None):
+    """rmsprop(); binary cross-entropy on a sigmoid head (two classes), sparse categorical
+    cross-entropy on a softmax head (more; labels stay class indices, so no label smoothing)."""
     if n_classes == 2:
-        compile_binary(model, learning_rate, label_smoothing, weight_decay)
+        compile_binary(model, learning_rate, label_smoothing, weight_decay, ema_momentum)
         return
     if label_smoothing:
         raise ValueError(f"label_smoothing is implemented for two classes only, got {n_classes}")
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate, weight_decay=weight_decay),
+    model.compile(optimizer=rmsprop(learning_rate, weight_decay, ema_momentum),
                   loss="sparse_categorical_crossentropy",
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 

@@ -34,6 +34,9 @@ RESUMABLE_CALLBACK_STATE = {
     keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
     keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
     keras.callbacks.ModelCheckpoint: ("best",),
+    # Whether the model holds the averaged weights (it does at every save): a resumed run
+    # must swap the raw ones back in before its first step.
+    keras.callbacks.SwapEMAWeights: ("_ema_weights_in_model",),
 }
 """The attributes that carry each steering callback's state from epoch to epoch
 (keras/src/callbacks: what their on_train_begin resets)."""

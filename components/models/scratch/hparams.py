@@ -49,9 +49,13 @@ class ScratchHParams(CustomConfig):
     so a resumed run continues it; reduce_lr_patience must then be None)."""
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    """Binary cross-entropy against labels pulled this far towards 0.5 (0: the book's loss)."""
     weight_decay: Optional[float] = None
     """RMSprop's decoupled weight decay per step, scaled by the learning rate (None: none, as the book)."""
-    """Binary cross-entropy against labels pulled this far towards 0.5 (0: the book's loss)."""
+    ema_momentum: Optional[float] = None
+    """Average the weights over the steps (an exponential moving average with this momentum per
+    step; 0.995 spans about 3 epochs of 63 steps): validation, the kept epoch and the export
+    then use the average, not the last step's weights (None: the raw weights, as the book)."""
     keep_best_weights: bool = True
     """Export the weights of the epoch with the best validation accuracy
     (keras.callbacks.ModelCheckpoint in model_run); False exports the last epoch's."""
@@ -84,10 +88,11 @@ class ScratchHParams(CustomConfig):
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs!r}")
         check_positive_or_none(self, "weight_decay")
+        if self.ema_momentum is not None and not 0.0 < self.ema_momentum < 1.0:
+            raise ValueError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check_precision(self)
-
 
 
 BOOK_SCRATCH = ScratchHParams(epochs=100, steps_per_epoch=100, learning_rate=1e-4, reduce_lr_patience=None,

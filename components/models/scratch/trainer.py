@@ -16,8 +16,9 @@ PHASE = "scratch"
 
 
 class Callbacks:
-    """Progress, TensorBoard, time budget, and the goal recipe's schedule and best-weights
-    keeping; `steering` are those whose state a resumed run restores."""
+    """Progress, TensorBoard, time budget, and the goal recipe's schedule, weight averaging and
+    best-weights keeping; `steering` are those whose state a resumed run restores (in this
+    order: the averaged weights must be in the model before the checkpoint saves it)."""
 
     def __init__(self, hp: ScratchHParams, model_run_dir: str, started: float):
         self.others = [common.ProgressLogger(PHASE, hp.epochs), common.TimeBudget(hp.time_budget_minutes, started),
@@ -27,6 +28,8 @@ class Callbacks:
             self.steering.append(keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss", factor=hp.reduce_lr_factor, patience=hp.reduce_lr_patience,
                 min_lr=hp.min_learning_rate))
+        if hp.ema_momentum is not None:
+            self.steering.append(common.averaged_weights())
         self.best_weights: Optional[keras.callbacks.ModelCheckpoint] = None
         if hp.keep_best_weights:
             self.best_weights = common.keep_best_weights(model_run_dir)
@@ -68,7 +71,8 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str,
         model = build_scratch_model(inputs.n_classes, inputs.image_shape)
         steps_per_epoch = hp.steps_per_epoch or int(train_ds.cardinality())
         common.compile_classifier(model, learning_rate(hp, steps_per_epoch), inputs.n_classes,
-                                  label_smoothing=hp.label_smoothing, weight_decay=hp.weight_decay)
+                                  label_smoothing=hp.label_smoothing, weight_decay=hp.weight_decay,
+                                  ema_momentum=hp.ema_momentum)
     logging.info("Training %s: %d epochs x %s steps of %d (augmentation %s, %s)", SPEC.title, hp.epochs,
                  hp.steps_per_epoch or "all", hp.batch_size, "on" if hp.augment else "off", policy)
     chosen = Callbacks(hp, model_run_dir, started=backup.clock_start)
