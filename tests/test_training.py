@@ -16,7 +16,9 @@ from components.models.scratch import trainer as scratch
 from components.models.scratch.network import build_scratch_model
 from components.models.vgg16 import trainer as vgg16
 from components.models.vgg16.hparams import WEIGHTS_NONE
+from components.models.vgg16.network import Vgg16Parts
 from components.training import common, data
+from components.training.hparams import LISTING_5_21
 from tests.examples_artifacts import TRAINING_IMAGES_PER_CLASS as IMAGES_PER_CLASS
 from tests.image_files import SAMPLE_DIR as SAMPLE
 
@@ -168,7 +170,7 @@ def test_vgg16_fast_feature_extraction_and_cached_fine_tuning_export_an_image_mo
     examples, transform = pipeline_inputs
     fn_args = trainer_inputs.fn_args(examples, transform, str(tmp_path), {
         "weights": WEIGHTS_NONE, "feature_extraction": "fast", "feature_extraction_epochs": 1,
-        "fine_tune_epochs": 1, "fine_tune_augment": False, "batch_size": 4})
+        "fine_tune_epochs": 1, "fine_tune_augment": False, "cached_augmented_copies": 2, "batch_size": 4})
     vgg16.run_fn(fn_args)
     with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_REPORT_DIR, "history.json")) as f:
         report = json.load(f)
@@ -182,6 +184,32 @@ def test_vgg16_fast_feature_extraction_and_cached_fine_tuning_export_an_image_mo
     # One TensorBoard run folder per phase.
     phase_logs = sorted(glob.glob(os.path.join(fn_args.model_run_dir, "*", "validation")))
     assert len(phase_logs) == 2 and all("epoch_loss" in _event_tags(log) for log in phase_logs)
+
+
+def test_vgg16_caches_augmented_copies_of_every_training_image(pipeline_inputs, tmp_path):
+    """cached_augmented_copies=K: K augmented passes over the training split through the frozen
+    layers (copy after copy, float16), the validation split once as it is; an epoch on the
+    cache draws as many rows as there are images."""
+    examples, transform = pipeline_inputs
+    inputs = common.TrainingInputs(trainer_inputs.fn_args(examples, transform, str(tmp_path), {}))
+    keras.utils.set_random_seed(1)
+    parts = Vgg16Parts(WEIGHTS_NONE)
+    plain = vgg16.FeatureCache(parts, inputs, "block4_pool")
+    copies = vgg16.FeatureCache(parts, inputs, "block4_pool", copies=3, augmentation=LISTING_5_21)
+    (features, labels), (eval_features, eval_labels) = copies.train, copies.eval
+    images = 2 * IMAGES_PER_CLASS
+    assert plain.images == copies.images == images
+    assert features.shape == (3 * images, 9, 9, 512) and features.dtype == np.float16
+    np.testing.assert_array_equal(labels, np.tile(plain.train[1], 3))
+    np.testing.assert_array_equal(eval_features, plain.eval[0])  # never augmented
+    np.testing.assert_array_equal(eval_labels, plain.eval[1])
+    first_image = features[[0, images, 2 * images]].astype(np.float32)
+    assert not np.allclose(first_image[0], first_image[1]) and not np.allclose(first_image[1], first_image[2])
+    assert not np.allclose(first_image[0], plain.train[0][0], rtol=1e-2, atol=1e-2)
+    # The training stream goes on past one permutation and yields every row once per permutation.
+    stream = vgg16.features_dataset(features, labels, batch_size=4, shuffle=True, seed=1)
+    rows = np.concatenate([y.numpy() for _, y in stream.take(2 * int(np.ceil(3 * images / 4)))])
+    assert len(rows) == 6 * images and rows[:3 * images].sum() == labels.sum()
 
 
 def test_vgg16_time_budget_spans_both_phases(pipeline_inputs, tmp_path):

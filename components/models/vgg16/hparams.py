@@ -41,6 +41,12 @@ class Vgg16HParams(CustomConfig):
     fine_tune_augment: bool = True
     """False fine-tunes on cached activations of the frozen part (no augmentation;
     a CPU shortcut: the frozen layers then run once instead of every epoch)."""
+    cached_augmented_copies: int = 0
+    """What the cached phases (fast feature extraction; fine-tuning with fine_tune_augment=False)
+    train on: 0, the activations of each training image as it is (listing 5.17); K > 0, of K
+    augmented copies of each (listing 5.21's augmentation, drawn once, before training), every
+    epoch drawing as many of them as there are images: augmentation at the cost of K passes
+    through the frozen layers instead of one per epoch."""
     steps_per_epoch: Optional[int] = 100
     validation_steps: Optional[int] = None
     batch_size: int = 20
@@ -69,6 +75,8 @@ class Vgg16HParams(CustomConfig):
         check_positive_or_none(self, "steps_per_epoch", "validation_steps")
         if self.feature_extraction_epochs < 0 or self.fine_tune_epochs < 0:
             raise ValueError("epochs must be >= 0")
+        if self.cached_augmented_copies < 0:
+            raise ValueError(f"cached_augmented_copies must be >= 0, got {self.cached_augmented_copies!r}")
 
     @property
     def head_dropout(self) -> float:

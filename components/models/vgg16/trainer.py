@@ -8,7 +8,9 @@ block 5 unfrozen (listing 5.22), end to end with augmentation, or on cached
 activations of the frozen layers (fine_tune_augment=False). Whatever the route,
 the exported model is the whole network and serves raw image bytes.
 """
-from typing import Tuple
+import math
+import time
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
@@ -16,6 +18,8 @@ import tensorflow as tf
 from absl import logging
 
 from components.training import common, data, precision
+from components.training.augmentation import augment_images
+from components.training.hparams import AugmentationParams
 from components.training.resume import TrainingBackup
 
 from . import SPEC
@@ -24,33 +28,67 @@ from .network import Vgg16Parts
 
 LAST_BASE_LAYER = "block5_pool"
 PREDICT_BATCH = 20
+LOG_EVERY_BATCHES = 50
+"""A progress line per this many batches while features are cached (50 x 20 images)."""
 
 
-def cached_features(model, spec: data.InputSpec, phase: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Runs `model` once over a split (no augmentation): (features, labels)."""
-    dataset = data.evaluation_dataset(data.decoded_dataset(spec), PREDICT_BATCH)
-    labels = np.concatenate([y.numpy() for _, y in dataset])
-    logging.info("[%s] computing %s over %d images", phase, model.name, len(labels))
-    features = model.predict(dataset.map(lambda x, y: x), verbose=0,
-                             callbacks=[common.ProgressLogger(phase, 1)])
+def cached_features(model, spec: data.InputSpec, phase: str, copies: int = 0,
+                    augmentation: Optional[AugmentationParams] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Runs `model` once over a split: (features, labels). copies=0: over the images as they
+    are (float32); copies=K: over K augmented copies of every image, one pass after another,
+    kept in float16 (K copies of block4_pool activations are K x 166 kB per image in float32)."""
+    decoded = data.decoded_dataset(spec)
+    images, passes = int(decoded.cardinality()), max(copies, 1)
+    dataset = decoded.cache().repeat(passes).batch(PREDICT_BATCH)
+    if copies:
+        dataset = dataset.map(lambda x, y: (augment_images(x, augmentation), y), num_parallel_calls=data.AUTOTUNE)
+    total = images * passes
+    features = np.empty((total,) + tuple(model.output.shape[1:]), np.float16 if copies else np.float32)
+    labels = np.empty(total, np.float32)
+    what = f"{copies} augmented copies of {images} images" if copies else f"{images} images"
+    logging.info("[%s] computing %s over %s", phase, model.name, what)
+    started, done = time.time(), 0
+    for batch, (x, y) in enumerate(dataset.prefetch(data.AUTOTUNE)):
+        n = int(y.shape[0])
+        features[done:done + n] = model.predict_on_batch(x)
+        labels[done:done + n] = y.numpy()
+        done += n
+        if (batch + 1) % LOG_EVERY_BATCHES == 0 or done == total:
+            rate = done / max(time.time() - started, 1e-9)
+            logging.info("[%s] %d/%d images (%.1f/s, %.0f s left)", phase, done, total, rate, (total - done) / rate)
     return features, labels
 
 
 def features_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int,
                      shuffle: bool, seed=None) -> tf.data.Dataset:
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(data.AUTOTUNE)
+    """Batches of cached features: in order, or (shuffle) an endless stream of batches from
+    successive random permutations, read from the arrays in Python (a tensor of the whole
+    cache could pass GraphDef's 2 GB limit once it holds augmented copies)."""
+    if not shuffle:
+        return tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size).prefetch(data.AUTOTUNE)
+    rng = np.random.default_rng(seed)
+
+    def batches():
+        while True:
+            order = rng.permutation(len(labels))
+            for start in range(0, len(order), batch_size):
+                rows = np.sort(order[start:start + batch_size])  # sorted: faster reads
+                yield features[rows].astype(np.float32), labels[rows]
+
+    signature = (tf.TensorSpec((None,) + features.shape[1:], tf.float32), tf.TensorSpec((None,), tf.float32))
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(data.AUTOTUNE)
 
 
 class FeatureCache:
-    """Frozen-layer outputs for train and eval, computed once and reused by both phases."""
+    """Frozen-layer outputs for train and eval, computed once and reused by both phases;
+    `images`: how many training images they come from (each may have several copies)."""
 
-    def __init__(self, parts: Vgg16Parts, inputs: common.TrainingInputs, cut: str):
+    def __init__(self, parts: Vgg16Parts, inputs: common.TrainingInputs, cut: str, copies: int = 0,
+                 augmentation: Optional[AugmentationParams] = None):
         trunk, _ = parts.split_at(cut)
         self.cut = cut
-        self.train = cached_features(trunk, inputs.train, f"features@{cut} train")
+        self.train = cached_features(trunk, inputs.train, f"features@{cut} train", copies, augmentation)
+        self.images = len(self.train[1]) // max(copies, 1)
         self.eval = cached_features(trunk, inputs.eval, f"features@{cut} eval")
 
     def at(self, parts: Vgg16Parts, layer_name: str):
@@ -69,9 +107,11 @@ def callbacks(phase: str, epochs: int, model_run_dir: str, budget: common.TimeBu
 
 def fit_on_features(top, train, evaluation, hp: Vgg16HParams, epochs: int, phase: str,
                     model_run_dir: str, budget: common.TimeBudget, initial_epoch: int,
-                    backup_callback: keras.callbacks.Callback):
+                    backup_callback: keras.callbacks.Callback, images: int):
+    """An epoch is as many cached rows as there are training `images` (with augmented copies
+    cached, a random draw among them)."""
     return top.fit(features_dataset(*train, hp.batch_size, shuffle=True, seed=hp.seed),
-                   epochs=epochs, initial_epoch=initial_epoch,
+                   epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=math.ceil(images / hp.batch_size),
                    validation_data=features_dataset(*evaluation, hp.batch_size, shuffle=False),
                    callbacks=callbacks(phase, epochs, model_run_dir, budget, backup_callback), verbose=0)
 
@@ -105,7 +145,7 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, b
             cut = LAST_BASE_LAYER if not hp.fine_tune_epochs or hp.fine_tune_augment else \
                 parts.fine_tune_cut(hp.fine_tune_from)
             parts.freeze_base()
-            cache = FeatureCache(parts, inputs, cut)
+            cache = FeatureCache(parts, inputs, cut, hp.cached_augmented_copies, hp.augmentation)
 
         histories, phase_starts = [], {}
         if hp.feature_extraction_epochs:
@@ -119,7 +159,7 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, b
                 common.compile_classifier(top, hp.feature_extraction_learning_rate, n_classes)
                 histories.append(progress.run(lambda initial_epoch, backup_callback: fit_on_features(
                     top, *cache.at(parts, LAST_BASE_LAYER), hp, hp.feature_extraction_epochs, phase, model_run_dir,
-                    budget, initial_epoch, backup_callback)))
+                    budget, initial_epoch, backup_callback, cache.images)))
             else:
                 common.compile_classifier(parts.model, hp.feature_extraction_learning_rate, n_classes)
                 histories.append(progress.run(lambda initial_epoch, backup_callback: fit_end_to_end(
@@ -145,7 +185,7 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, b
                 common.compile_classifier(top, hp.fine_tune_learning_rate, n_classes)
                 histories.append(progress.run(lambda initial_epoch, backup_callback: fit_on_features(
                     top, cache.train, cache.eval, hp, hp.fine_tune_epochs, phase, model_run_dir, budget,
-                    initial_epoch, backup_callback)))
+                    initial_epoch, backup_callback, cache.images)))
     return parts, common.concat_histories(*histories), phase_starts
 
 
