@@ -5,12 +5,14 @@ import pickle
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from components.models.mnist.hparams import MnistHParams
 from components.models.mnist.network import build_mnist_model
 from components.models.scratch import trainer as scratch
 from components.models.scratch.hparams import BOOK_SCRATCH, ScratchHParams
 from components.models.scratch.network import build_scratch_model
+from components.models.vgg16 import network as vgg16_network
 from components.models.vgg16 import weights as vgg16_weights
 from components.models.vgg16.hparams import WEIGHTS_NONE, WEIGHTS_OFFLINE, Vgg16HParams
 from components.models.vgg16.network import Vgg16Parts
@@ -58,6 +60,22 @@ def test_split_model_computes_the_full_model(vgg_parts):
     np.testing.assert_allclose(top(trunk(images)), vgg_parts.model(images), rtol=1e-4, atol=1e-6)
     between = vgg_parts.segment("block4_pool", "block5_pool")
     assert between.output_shape == (None, 4, 4, 512)
+
+
+def test_vgg16_sees_a_larger_size_than_transform_gives_it():
+    """network_size: the model takes Transform's 150x150 images and resizes them inside its
+    own graph (so in the served model too); the conv base and the split work at 224."""
+    parts = Vgg16Parts(WEIGHTS_NONE, dense_units=8, network_size=224)
+    assert parts.model.input_shape == (None, 150, 150, 3)
+    assert parts.base.input_shape == (None, 224, 224, 3)
+    assert parts.model.count_params() == 14_714_688 + 7 * 7 * 512 * 8 + 8 + 8 + 1
+    trunk, top = parts.split_at("block4_pool")
+    assert trunk.input_shape == (None, 150, 150, 3) and trunk.output_shape == (None, 14, 14, 512)
+    images = np.random.default_rng(0).uniform(size=(2, 150, 150, 3)).astype("float32")
+    np.testing.assert_allclose(top(trunk(images)), parts.model(images), rtol=1e-4, atol=1e-6)
+    resized = parts.model.get_layer(vgg16_network.RESIZING_LAYER_NAME)(images)
+    np.testing.assert_allclose(resized, tf.image.resize(images, (224, 224)), rtol=1e-5, atol=1e-6)
+    assert vgg16_network.RESIZING_LAYER_NAME not in [layer.name for layer in Vgg16Parts(WEIGHTS_NONE).model.layers]
 
 
 def test_offline_imagenet_weights_load_with_torch_preprocessing():

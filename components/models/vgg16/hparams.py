@@ -41,6 +41,10 @@ class Vgg16HParams(CustomConfig):
     fine_tune_augment: bool = True
     """False fine-tunes on cached activations of the frozen part (no augmentation;
     a CPU shortcut: the frozen layers then run once instead of every epoch)."""
+    network_input_size: Optional[int] = None
+    """The square side VGG16 sees: Transform's images (150x150, shared by every model of a run:
+    one Transform graph) are resized to it inside this model's graph, so the served model does
+    the same (None: Transform's size, as the book). ImageNet's features were learnt at 224."""
     cached_augmented_copies: int = 0
     """What the cached phases (fast feature extraction; fine-tuning with fine_tune_augment=False)
     train on: 0, the activations of each training image as it is (listing 5.17); K > 0, of K
@@ -72,7 +76,7 @@ class Vgg16HParams(CustomConfig):
             raise ValueError(f"feature_extraction must be {FEATURE_EXTRACTION_AUGMENTED!r} or "
                              f"{FEATURE_EXTRACTION_FAST!r}, got {self.feature_extraction!r}")
         check_positive(self, "batch_size", "dense_units", "shuffle_buffer")
-        check_positive_or_none(self, "steps_per_epoch", "validation_steps")
+        check_positive_or_none(self, "steps_per_epoch", "validation_steps", "network_input_size")
         if self.feature_extraction_epochs < 0 or self.fine_tune_epochs < 0:
             raise ValueError("epochs must be >= 0")
         if self.cached_augmented_copies < 0:

@@ -1,6 +1,6 @@
 """VGG16 transfer learning, listing 5.20: the ImageNet conv base and a dense head,
 with the sub-models the two training phases need."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import keras
 
@@ -10,6 +10,8 @@ from components.training.heads import apply_layers, build_head
 
 from . import weights as vgg16_weights
 
+RESIZING_LAYER_NAME = "network_input_resize"
+
 
 class Vgg16Parts:
     """VGG16 transfer learning, listing 5.20: preprocessing, conv base (nested, as
@@ -17,17 +19,26 @@ class Vgg16Parts:
     sub-models the two training phases need."""
 
     def __init__(self, weights: str, dense_units: int = 256, dropout: float = 0.0, n_classes: int = 2,
-                 image_shape: ImageShape = BOOK_IMAGE_SHAPE):
+                 image_shape: ImageShape = BOOK_IMAGE_SHAPE, network_size: Optional[int] = None):
+        """image_shape: Transform's images (the model's input); network_size: the square side the
+        conv base sees, the images resized to it in the model (None: image_shape's)."""
         self.weights = weights
         self.image_shape = image_shape
-        self.preprocessing = vgg16_weights.preprocessing_layer(weights)
-        self.base = vgg16_weights.conv_base(weights, image_shape)
+        self.network_shape = image_shape if network_size is None else ImageShape(
+            network_size, network_size, image_shape.channels)
+        self.input_layers = [vgg16_weights.preprocessing_layer(weights)]
+        if self.network_shape != image_shape:
+            # Bilinear, as Transform's resize (antialiasing only matters when shrinking).
+            self.input_layers.insert(0, keras.layers.Resizing(
+                self.network_shape.height, self.network_shape.width, interpolation="bilinear",
+                name=RESIZING_LAYER_NAME))
+        self.base = vgg16_weights.conv_base(weights, self.network_shape)
         # Recorded before layers are reused in other graphs (then `layer.output` is ambiguous).
         self._output_shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in self.base.layers}
         self._layer_names = [layer.name for layer in self.base.layers]
         self.head = build_head(dense_units, dropout, n_classes)
         inputs = keras.Input(self.image_shape.as_tuple, name=contract.TRANSFORMED_IMAGE_KEY)
-        outputs = apply_layers(self.base(self.preprocessing(inputs)), self.head)
+        outputs = apply_layers(self.base(apply_layers(inputs, self.input_layers)), self.head)
         self.model = keras.Model(inputs, outputs, name="vgg16_transfer")
 
     def freeze_base(self):
@@ -54,7 +65,7 @@ class Vgg16Parts:
         """
         cut = self._index(layer_name)
         inputs = keras.Input(self.image_shape.as_tuple, name=contract.TRANSFORMED_IMAGE_KEY)
-        trunk_out = apply_layers(self.preprocessing(inputs), self.base.layers[1:cut + 1])
+        trunk_out = apply_layers(apply_layers(inputs, self.input_layers), self.base.layers[1:cut + 1])
         trunk = keras.Model(inputs, trunk_out, name=f"trunk_to_{layer_name}")
         features = keras.Input(self._output_shapes[layer_name], name=f"{layer_name}_features")
         x = apply_layers(features, self.base.layers[cut + 1:])
