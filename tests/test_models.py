@@ -17,6 +17,7 @@ from components.models.vgg16 import weights as vgg16_weights
 from components.models.vgg16.hparams import WEIGHTS_NONE, WEIGHTS_OFFLINE, Vgg16HParams
 from components.models.vgg16.network import Vgg16Parts
 from components.training import common, precision
+from components.training.heads import DenseHead
 from components.training.hparams import LISTING_5_14, LISTING_5_21
 from pipeline import model_registry
 
@@ -69,6 +70,8 @@ def test_vgg16_sees_a_larger_size_than_transform_gives_it():
     assert parts.model.input_shape == (None, 150, 150, 3)
     assert parts.base.input_shape == (None, 224, 224, 3)
     assert parts.model.count_params() == 14_714_688 + 7 * 7 * 512 * 8 + 8 + 8 + 1
+    pooled = Vgg16Parts(WEIGHTS_NONE, dense_units=8, network_size=224, pooling="avg_max")
+    assert pooled.model.count_params() == 14_714_688 + 2 * 512 * 8 + 8 + 8 + 1  # whatever the size
     trunk, top = parts.split_at("block4_pool")
     assert trunk.input_shape == (None, 150, 150, 3) and trunk.output_shape == (None, 14, 14, 512)
     images = np.random.default_rng(0).uniform(size=(2, 150, 150, 3)).astype("float32")
@@ -76,6 +79,22 @@ def test_vgg16_sees_a_larger_size_than_transform_gives_it():
     resized = parts.model.get_layer(vgg16_network.RESIZING_LAYER_NAME)(images)
     np.testing.assert_allclose(resized, tf.image.resize(images, (224, 224)), rtol=1e-5, atol=1e-6)
     assert vgg16_network.RESIZING_LAYER_NAME not in [layer.name for layer in Vgg16Parts(WEIGHTS_NONE).model.layers]
+
+
+def test_average_and_max_pooling_head_reads_each_feature_map_twice():
+    head = DenseHead(dense_units=3, dropout=0.0, pooling="avg_max")
+    features = keras.Input((4, 4, 2))
+    model = keras.Model(features, head(features))
+    x = np.random.default_rng(0).uniform(size=(2, 4, 4, 2)).astype("float32")
+    pooled = np.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=1)
+    (dense_kernel, dense_bias), (out_kernel, out_bias) = head.layers[0].get_weights(), head.layers[1].get_weights()
+    hidden = np.maximum(pooled @ dense_kernel + dense_bias, 0)
+    expected = 1 / (1 + np.exp(-(hidden @ out_kernel + out_bias)))
+    np.testing.assert_allclose(model(x), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="head pooling must be one of flatten, avg_max"):
+        DenseHead(8, 0.0, pooling="gap")
+    with pytest.raises(ValueError, match="head_pooling must be one of"):
+        Vgg16HParams(head_pooling="gap")
 
 
 def test_offline_imagenet_weights_load_with_torch_preprocessing():

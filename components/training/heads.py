@@ -3,9 +3,9 @@
 All models take Transform's output, float32 in [0, 1]. Two classes get the book's
 one-unit sigmoid head; more classes a softmax head of one unit per class.
 """
-from typing import List
-
 import keras
+
+from components.training.hparams import POOLING_AVG_MAX, POOLING_FLATTEN, POOLINGS
 
 
 def classifier_output(n_classes: int) -> keras.layers.Layer:
@@ -20,14 +20,31 @@ def classifier_output(n_classes: int) -> keras.layers.Layer:
     return keras.layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32")
 
 
-def build_head(dense_units: int, dropout: float, n_classes: int = 2) -> List[keras.layers.Layer]:
-    """Flatten, Dense(256, relu), [Dropout], Dense(1, sigmoid) (listings 5.18 and 5.20)."""
-    layers = [keras.layers.Flatten(name="flatten"),
-              keras.layers.Dense(dense_units, activation="relu", name="dense")]
-    if dropout:
-        layers.append(keras.layers.Dropout(dropout, name="dropout"))
-    layers.append(classifier_output(n_classes))
-    return layers
+class DenseHead:
+    """Conv features -> pooling -> Dense(relu) -> [Dropout] -> classifier output (listings 5.18
+    and 5.20 with Flatten). Called on a tensor; its layers are shared by every graph it is
+    called in (the whole model, and the part trained on cached features)."""
+
+    def __init__(self, dense_units: int, dropout: float, n_classes: int = 2, pooling: str = POOLING_FLATTEN):
+        if pooling == POOLING_FLATTEN:
+            self.pooling = [keras.layers.Flatten(name="flatten")]
+        elif pooling == POOLING_AVG_MAX:
+            self.pooling = [keras.layers.GlobalAveragePooling2D(name="global_average_pool"),
+                            keras.layers.GlobalMaxPooling2D(name="global_max_pool")]
+            self.concatenate = keras.layers.Concatenate(name="average_and_max")
+        else:
+            raise ValueError(f"head pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        self.layers = [keras.layers.Dense(dense_units, activation="relu", name="dense")]
+        if dropout:
+            self.layers.append(keras.layers.Dropout(dropout, name="dropout"))
+        self.layers.append(classifier_output(n_classes))
+
+    def __call__(self, features):
+        if len(self.pooling) == 1:
+            pooled = self.pooling[0](features)
+        else:
+            pooled = self.concatenate([pool(features) for pool in self.pooling])
+        return apply_layers(pooled, self.layers)
 
 
 def apply_layers(x, layers):

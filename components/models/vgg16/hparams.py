@@ -4,6 +4,8 @@ from typing import Optional
 
 from components.training.hparams import (
     LISTING_5_21,
+    POOLING_FLATTEN,
+    POOLINGS,
     PRECISION_AUTO,
     AugmentationParams,
     CustomConfig,
@@ -55,6 +57,9 @@ class Vgg16HParams(CustomConfig):
     validation_steps: Optional[int] = None
     batch_size: int = 20
     dense_units: int = 256
+    head_pooling: str = POOLING_FLATTEN
+    """How the dense head reads the conv base's output: 'flatten' (the book) or 'avg_max' (each
+    feature map's mean and maximum; components/training/heads.py)."""
     dropout: Optional[float] = None
     """None: the book's choice (0.5 in fast feature extraction, none otherwise)."""
     augmentation: AugmentationParams = LISTING_5_21
@@ -76,6 +81,8 @@ class Vgg16HParams(CustomConfig):
             raise ValueError(f"feature_extraction must be {FEATURE_EXTRACTION_AUGMENTED!r} or "
                              f"{FEATURE_EXTRACTION_FAST!r}, got {self.feature_extraction!r}")
         check_positive(self, "batch_size", "dense_units", "shuffle_buffer")
+        if self.head_pooling not in POOLINGS:
+            raise ValueError(f"head_pooling must be one of {', '.join(POOLINGS)}, got {self.head_pooling!r}")
         check_positive_or_none(self, "steps_per_epoch", "validation_steps", "network_input_size")
         if self.feature_extraction_epochs < 0 or self.fine_tune_epochs < 0:
             raise ValueError("epochs must be >= 0")

@@ -6,7 +6,7 @@ import keras
 
 from components import contract
 from components.image_shape import BOOK_IMAGE_SHAPE, ImageShape
-from components.training.heads import apply_layers, build_head
+from components.training.heads import POOLING_FLATTEN, DenseHead, apply_layers
 
 from . import weights as vgg16_weights
 
@@ -19,9 +19,11 @@ class Vgg16Parts:
     sub-models the two training phases need."""
 
     def __init__(self, weights: str, dense_units: int = 256, dropout: float = 0.0, n_classes: int = 2,
-                 image_shape: ImageShape = BOOK_IMAGE_SHAPE, network_size: Optional[int] = None):
+                 image_shape: ImageShape = BOOK_IMAGE_SHAPE, network_size: Optional[int] = None,
+                 pooling: str = POOLING_FLATTEN):
         """image_shape: Transform's images (the model's input); network_size: the square side the
-        conv base sees, the images resized to it in the model (None: image_shape's)."""
+        conv base sees, the images resized to it in the model (None: image_shape's); pooling:
+        how the head reads the conv base's output (training.heads)."""
         self.weights = weights
         self.image_shape = image_shape
         self.network_shape = image_shape if network_size is None else ImageShape(
@@ -36,9 +38,9 @@ class Vgg16Parts:
         # Recorded before layers are reused in other graphs (then `layer.output` is ambiguous).
         self._output_shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in self.base.layers}
         self._layer_names = [layer.name for layer in self.base.layers]
-        self.head = build_head(dense_units, dropout, n_classes)
+        self.head = DenseHead(dense_units, dropout, n_classes, pooling)
         inputs = keras.Input(self.image_shape.as_tuple, name=contract.TRANSFORMED_IMAGE_KEY)
-        outputs = apply_layers(self.base(apply_layers(inputs, self.input_layers)), self.head)
+        outputs = self.head(self.base(apply_layers(inputs, self.input_layers)))
         self.model = keras.Model(inputs, outputs, name="vgg16_transfer")
 
     def freeze_base(self):
@@ -69,7 +71,7 @@ class Vgg16Parts:
         trunk = keras.Model(inputs, trunk_out, name=f"trunk_to_{layer_name}")
         features = keras.Input(self._output_shapes[layer_name], name=f"{layer_name}_features")
         x = apply_layers(features, self.base.layers[cut + 1:])
-        top = keras.Model(features, apply_layers(x, self.head), name=f"top_from_{layer_name}")
+        top = keras.Model(features, self.head(x), name=f"top_from_{layer_name}")
         return trunk, top
 
     def segment(self, after: str, end_at: str) -> keras.Model:

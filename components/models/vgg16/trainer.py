@@ -138,7 +138,7 @@ def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, b
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
         parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes, inputs.image_shape,
-                           hp.network_input_size)
+                           hp.network_input_size, hp.head_pooling)
         # The frozen layers as the killed run had them, before their outputs are cached.
         backup.restore_weights(parts.model)
         cache = None
