@@ -96,8 +96,11 @@ class FeatureCache:
         if layer_name == self.cut:
             return self.train, self.eval
         between = parts.segment(self.cut, layer_name)
-        return tuple((between.predict(x, batch_size=PREDICT_BATCH, verbose=0), y)
-                     for x, y in (self.train, self.eval))
+
+        def through(x):  # in slices: predict() on the whole array would copy it into one tensor
+            return np.concatenate([between.predict_on_batch(x[start:start + PREDICT_BATCH].astype(np.float32))
+                                   for start in range(0, len(x), PREDICT_BATCH)]).astype(x.dtype)
+        return tuple((through(x), y) for x, y in (self.train, self.eval))
 
 
 def callbacks(phase: str, epochs: int, model_run_dir: str, budget: common.TimeBudget,
