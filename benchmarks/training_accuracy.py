@@ -96,7 +96,8 @@ def main(argv=None):
     examples_dir = trainer_inputs.write_examples(args.data_dir, os.path.join(work_dir, "examples"))
     first_image = trainer_inputs.image_files(args.data_dir, contract.TRAIN_SPLIT, 1)
     transform_dir = trainer_inputs.build_transform_graph(
-        next(iter(first_image.values()))[0], os.path.join(work_dir, "transform"))
+        next(iter(first_image.values()))[0], os.path.join(work_dir, "transform"),
+        model_registry.image_shape_for([args.model]).as_custom_config())
     prepared = time.time()
 
     run_fn = spec.load_run_fn()

@@ -55,5 +55,7 @@ class ImageShape:
 
 BOOK_IMAGE_SHAPE = ImageShape()
 """Chapter 5's cats vs dogs input: 150x150 RGB."""
+IMAGENET_IMAGE_SHAPE = ImageShape(224, 224, 3)
+"""The size ImageNet classifiers such as VGG16 were trained at."""
 MNIST_IMAGE_SHAPE = ImageShape(28, 28, 1)
 """Listing 5.1's input: 28x28 grayscale."""

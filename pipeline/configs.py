@@ -92,7 +92,7 @@ class PipelineConfig:
         for key, model in self.models.items():
             if key != model.spec.key:
                 raise ValueError(f"models[{key!r}] holds the settings of {model.spec.key!r}")
-        model_registry.image_shape_for(list(self.models))  # at least one model; one image shape
+        model_registry.image_shape_for(list(self.models))  # at least one model; one number of channels
 
     @property
     def served_names(self) -> Tuple[str, ...]:
@@ -100,7 +100,7 @@ class PipelineConfig:
 
     @property
     def image_shape(self) -> ImageShape:
-        """What Transform produces: the shape every selected model takes."""
+        """What Transform produces: the largest shape a selected model takes."""
         return model_registry.image_shape_for(list(self.models))
 
     @classmethod

@@ -161,7 +161,7 @@ class KubeflowConfig:
             kubeflow_pipeline_root.check(self.pipeline_root)  # ValueError for a root TFX cannot write
         if self.gpu.count < 0:
             raise ValueError(f"GPU count must be >= 0, got {self.gpu.count}")
-        # ValueError naming the known models, no model, or a mix of image shapes (one Transform)
+        # ValueError naming the known models, no model, or a mix of channels (one Transform)
         model_registry.image_shape_for(self.models)
 
     @property

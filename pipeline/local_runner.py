@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help="pipeline root, ML metadata and pushed models go here (default: %(default)s)")
     parser.add_argument("--models", default=",".join(model_registry.DEFAULT_MODELS),
                         help="comma-separated models to train: " + ", ".join(model_registry.keys()) +
-                             " (default: %(default)s; models taking different image shapes, such as "
+                             " (default: %(default)s; models taking a different number of channels, such as "
                              "mnist's 28x28x1, need separate runs)")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=model_registry.preset_names(),
                         help="training hyper-parameters to start from: 'default' (the pipeline's recipes; "

@@ -64,18 +64,20 @@ def parse_model_list(text: str) -> Tuple[ModelSpec, ...]:
 
 
 def image_shape_for(model_names: Sequence[str]) -> ImageShape:
-    """The one image shape every selected model takes: Transform's output.
+    """Transform's output for the selected models: the largest height and width any of them takes.
 
-    Models taking different shapes cannot share a run (one Transform graph is
-    the single source of model input for training, evaluation and serving).
+    One run has one Transform graph, the single source of model input for training,
+    evaluation and serving; a model taking smaller images resizes them in its own graph
+    (training/heads.input_resizing). Models with different channels cannot share a run.
     """
     entries = [get(name) for name in model_names]
     if not entries:
         raise ValueError("no models selected: the pipeline must train at least one model")
-    shapes = {m.image_shape for m in entries}
-    if len(shapes) > 1:
+    channels = {m.image_shape.channels for m in entries}
+    if len(channels) > 1:
         by_shape = "; ".join(f"{shape}: " + ", ".join(m.key for m in entries if m.image_shape == shape)
-                             for shape in sorted(shapes, key=str))
-        raise ValueError(f"the selected models take different image shapes ({by_shape}); one run "
+                             for shape in sorted({m.image_shape for m in entries}, key=str))
+        raise ValueError(f"the selected models take images of different channels ({by_shape}); one run "
                          "has one Transform graph, so train them in separate runs (locally: separate --output-dir)")
-    return entries[0].image_shape
+    return ImageShape(max(m.image_shape.height for m in entries), max(m.image_shape.width for m in entries),
+                      channels.pop())

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.image_shape import BOOK_IMAGE_SHAPE, IMAGENET_IMAGE_SHAPE, MNIST_IMAGE_SHAPE
 from components.models.mnist.hparams import MnistHParams
 from components.models.mnist.network import build_mnist_model
 from components.models.scratch import trainer as scratch
 from components.models.scratch.hparams import BOOK_SCRATCH, ScratchHParams
 from components.models.scratch.network import build_scratch_model
-from components.models.vgg16 import network as vgg16_network
 from components.models.vgg16 import weights as vgg16_weights
 from components.models.vgg16.hparams import WEIGHTS_NONE, WEIGHTS_OFFLINE, Vgg16HParams
 from components.models.vgg16.network import Vgg16Parts
 from components.training import common, precision
-from components.training.heads import DenseHead
+from components.training.heads import INPUT_RESIZE_LAYER_NAME, apply_layers, build_head
 from components.training.hparams import LISTING_5_14, LISTING_5_21
 from pipeline import model_registry
 
@@ -63,38 +63,53 @@ def test_split_model_computes_the_full_model(vgg_parts):
     assert between.output_shape == (None, 4, 4, 512)
 
 
-def test_vgg16_sees_a_larger_size_than_transform_gives_it():
-    """network_size: the model takes Transform's 150x150 images and resizes them inside its
-    own graph (so in the served model too); the conv base and the split work at 224."""
-    parts = Vgg16Parts(WEIGHTS_NONE, dense_units=8, network_size=224)
+def test_vgg16_upsamples_a_smaller_transform_output_in_its_graph():
+    """transform_shape: the model takes Transform's images and resizes them inside its own graph
+    (so the served model does too); the conv base and the split work at the network's size."""
+    parts = Vgg16Parts(WEIGHTS_NONE, dense_units=8, image_shape=IMAGENET_IMAGE_SHAPE,
+                       transform_shape=BOOK_IMAGE_SHAPE)
     assert parts.model.input_shape == (None, 150, 150, 3)
     assert parts.base.input_shape == (None, 224, 224, 3)
     assert parts.model.count_params() == 14_714_688 + 7 * 7 * 512 * 8 + 8 + 8 + 1
-    pooled = Vgg16Parts(WEIGHTS_NONE, dense_units=8, network_size=224, pooling="avg_max")
-    assert pooled.model.count_params() == 14_714_688 + 2 * 512 * 8 + 8 + 8 + 1  # whatever the size
     trunk, top = parts.split_at("block4_pool")
     assert trunk.input_shape == (None, 150, 150, 3) and trunk.output_shape == (None, 14, 14, 512)
     images = np.random.default_rng(0).uniform(size=(2, 150, 150, 3)).astype("float32")
     np.testing.assert_allclose(top(trunk(images)), parts.model(images), rtol=1e-4, atol=1e-6)
-    resized = parts.model.get_layer(vgg16_network.RESIZING_LAYER_NAME)(images)
-    np.testing.assert_allclose(resized, tf.image.resize(images, (224, 224)), rtol=1e-5, atol=1e-6)
-    assert vgg16_network.RESIZING_LAYER_NAME not in [layer.name for layer in Vgg16Parts(WEIGHTS_NONE).model.layers]
+    resized = parts.model.get_layer(INPUT_RESIZE_LAYER_NAME)(images)
+    np.testing.assert_allclose(resized, tf.image.resize(images, (224, 224), antialias=True), rtol=1e-5, atol=1e-6)
+    pooled = Vgg16Parts(WEIGHTS_NONE, dense_units=8, image_shape=IMAGENET_IMAGE_SHAPE, pooling="average")
+    assert pooled.model.count_params() == 14_714_688 + 512 * 8 + 8 + 8 + 1  # whatever the size
+    assert INPUT_RESIZE_LAYER_NAME not in [layer.name for layer in pooled.model.layers]
 
 
-def test_average_and_max_pooling_head_reads_each_feature_map_twice():
-    head = DenseHead(dense_units=3, dropout=0.0, pooling="avg_max")
+def test_scratch_convnet_in_a_run_with_vgg16_shrinks_its_input_as_transform_would():
+    """Beside VGG16 the run's Transform makes 224x224 images; the scratch convnet keeps the
+    book's 150x150 network (same parameters) behind an antialiased resize."""
+    plain = build_scratch_model()
+    behind_resize = build_scratch_model(2, BOOK_IMAGE_SHAPE, transform_shape=IMAGENET_IMAGE_SHAPE)
+    assert behind_resize.input_shape == (None, 224, 224, 3)
+    assert behind_resize.count_params() == plain.count_params() == 3_453_121
+    behind_resize.set_weights(plain.get_weights())
+    images = np.random.default_rng(0).uniform(size=(2, 224, 224, 3)).astype("float32")
+    expected = plain(tf.image.resize(images, (150, 150), antialias=True))
+    np.testing.assert_allclose(behind_resize(images), expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="takes 150x150x3 images, but Transform produces 28x28x1"):
+        build_scratch_model(2, BOOK_IMAGE_SHAPE, transform_shape=MNIST_IMAGE_SHAPE)
+
+
+def test_average_pooling_head_reads_each_feature_map_mean():
+    layers = build_head(dense_units=3, dropout=0.0, pooling="average")
     features = keras.Input((4, 4, 2))
-    model = keras.Model(features, head(features))
+    model = keras.Model(features, apply_layers(features, layers))
     x = np.random.default_rng(0).uniform(size=(2, 4, 4, 2)).astype("float32")
-    pooled = np.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=1)
-    (dense_kernel, dense_bias), (out_kernel, out_bias) = head.layers[0].get_weights(), head.layers[1].get_weights()
-    hidden = np.maximum(pooled @ dense_kernel + dense_bias, 0)
+    (dense_kernel, dense_bias), (out_kernel, out_bias) = layers[1].get_weights(), layers[2].get_weights()
+    hidden = np.maximum(x.mean(axis=(1, 2)) @ dense_kernel + dense_bias, 0)
     expected = 1 / (1 + np.exp(-(hidden @ out_kernel + out_bias)))
     np.testing.assert_allclose(model(x), expected, rtol=1e-5)
-    with pytest.raises(ValueError, match="head pooling must be one of flatten, avg_max"):
-        DenseHead(8, 0.0, pooling="gap")
+    with pytest.raises(ValueError, match="head pooling must be one of flatten, average"):
+        build_head(8, 0.0, pooling="max")
     with pytest.raises(ValueError, match="head_pooling must be one of"):
-        Vgg16HParams(head_pooling="gap")
+        Vgg16HParams(head_pooling="max")
 
 
 def test_offline_imagenet_weights_load_with_torch_preprocessing():
@@ -145,7 +160,15 @@ def test_hparams_round_trip_through_custom_config():
 def test_book_preset_is_listing_5_14_and_the_default_keeps_the_best_epoch():
     assert model_registry.get("scratch").preset("book") is BOOK_SCRATCH
     assert model_registry.get("scratch").preset("default") == ScratchHParams()
-    assert model_registry.get("vgg16").preset("book") == model_registry.get("vgg16").default_hparams
+    vgg16_book = model_registry.get("vgg16").preset("book")
+    assert (vgg16_book.feature_extraction, vgg16_book.feature_extraction_epochs, vgg16_book.steps_per_epoch,
+            vgg16_book.batch_size, vgg16_book.feature_extraction_learning_rate) == ("augmented", 30, 100, 20, 2e-5)
+    assert (vgg16_book.fine_tune_epochs, vgg16_book.fine_tune_augment, vgg16_book.fine_tune_learning_rate,
+            vgg16_book.head_pooling, vgg16_book.weights) == (100, True, 1e-5, "flatten", "offline")
+    assert vgg16_book.augmentation == LISTING_5_21
+    vgg16_default = model_registry.get("vgg16").preset("default")
+    assert (vgg16_default.feature_extraction, vgg16_default.fine_tune_augment, vgg16_default.cached_augmented_copies,
+            vgg16_default.head_pooling, vgg16_default.weights) == ("fast", False, 5, "average", "offline")
     assert model_registry.preset_names() == ("default", "book")
     book = BOOK_SCRATCH
     assert (book.epochs, book.steps_per_epoch, book.batch_size, book.learning_rate) == (100, 100, 32, 1e-4)

@@ -15,7 +15,7 @@ from benchmarks import trainer_inputs
 from components import contract, preprocessing
 from components.evaluation import eval_config, report_page, tfma_results
 from components.evaluation.thresholds import BlessingThresholds
-from components.image_shape import BOOK_IMAGE_SHAPE, MNIST_IMAGE_SHAPE, ImageShape
+from components.image_shape import BOOK_IMAGE_SHAPE, IMAGENET_IMAGE_SHAPE, MNIST_IMAGE_SHAPE, ImageShape
 from components.models.mnist import trainer as mnist
 from components.models.mnist.hparams import MnistHParams
 from components.models.mnist.network import build_mnist_model
@@ -102,16 +102,17 @@ def test_registry_describes_every_model_once():
         model_registry.get("resnet")
 
 
-def test_models_with_different_image_shapes_are_refused_in_one_run():
-    assert model_registry.image_shape_for(["scratch", "vgg16"]) == BOOK_IMAGE_SHAPE
+def test_one_transform_serves_the_largest_shape_and_other_channels_are_refused():
+    assert model_registry.image_shape_for(["scratch"]) == BOOK_IMAGE_SHAPE
+    assert model_registry.image_shape_for(["scratch", "vgg16"]) == IMAGENET_IMAGE_SHAPE
     assert model_registry.image_shape_for(["mnist"]) == MNIST_IMAGE_SHAPE
-    with pytest.raises(ValueError, match=r"different image shapes \(150x150x3: scratch; 28x28x1: mnist\)"):
+    with pytest.raises(ValueError, match=r"different channels \(150x150x3: scratch; 28x28x1: mnist\)"):
         model_registry.image_shape_for(["cats_vs_dogs_scratch", "mnist_convnet"])  # served names
     from tests.test_local_runner import parse
-    with pytest.raises(ValueError, match="different image shapes"):
+    with pytest.raises(ValueError, match="different channels"):
         parse("--models", "scratch,mnist")
     assert parse("--models", "mnist").served_names == (model_registry.get("mnist").served_name,)
-    with pytest.raises(ValueError, match="different image shapes"):
+    with pytest.raises(ValueError, match="different channels"):
         PipelineConfig("d", "p", "s", models=select_models(["scratch", "mnist"]))
 
 
@@ -231,9 +232,10 @@ def test_scratch_convnet_trains_a_softmax_head_on_three_classes(toy, tmp_path):
     assert outputs[contract.CLASSES_KEY].numpy()[0].decode() in TOY_CLASSES
 
 
-def test_a_model_refuses_a_transform_of_another_image_shape(toy, tmp_path):
+def test_a_model_refuses_a_transform_of_other_channels(toy, tmp_path):
     fn_args = trainer_inputs.fn_args(toy["examples"], toy["transform"], str(tmp_path), {"epochs": 1})
-    with pytest.raises(ValueError, match="takes 150x150x3 images, but Transform produces 28x28x1"):
+    with pytest.raises(ValueError, match="takes 150x150x3 images, but Transform produces 28x28x1: a model cannot "
+                                         "change the number of channels"):
         scratch.run_fn(fn_args)
 
 

@@ -64,14 +64,6 @@ class TrainingInputs:
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    def require_image_shape(self, expected: ImageShape, model_title: str) -> None:
-        """A model built for one input shape cannot train on another Transform output."""
-        if self.image_shape != expected:
-            raise ValueError(
-                f"{model_title} takes {expected} images, but Transform produces {self.image_shape}: "
-                f"set Transform's custom_config image_shape to {expected} (the pipeline does this "
-                "from the selected models; models needing different shapes cannot share one run)")
-
 
 def transformed_image_shape(tf_transform_output) -> ImageShape:
     """[height, width, channels] of Transform's image output (from its transformed schema)."""

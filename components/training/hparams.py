@@ -14,10 +14,10 @@ PRECISIONS = (PRECISION_AUTO, PRECISION_FLOAT32, "mixed_bfloat16", "mixed_float1
 
 POOLING_FLATTEN = "flatten"
 """The book's: every position's features side by side (4x4x512 = 8,192 values for VGG16 at 150)."""
-POOLING_AVG_MAX = "avg_max"
-"""Each feature map's mean and maximum over the positions, concatenated (2 x 512 for VGG16 at
-any input size): the dense layer no longer learns one weight per position."""
-POOLINGS = (POOLING_FLATTEN, POOLING_AVG_MAX)
+POOLING_AVERAGE = "average"
+"""Each feature map's mean over the positions (512 values for VGG16 at any input size): the
+dense layer no longer learns one weight per position (GlobalAveragePooling2D)."""
+POOLINGS = (POOLING_FLATTEN, POOLING_AVERAGE)
 """The dense heads' ways to read conv features (training/heads.py)."""
 
 DEFAULT_PRESET = "default"

@@ -16,14 +16,13 @@ PHASE = "mnist"
 def train(hp: MnistHParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
     """Builds, compiles and fits the model (no augmentation, as in the book), from where
     `backup` says a killed run stopped; returns (model, history dict)."""
-    inputs.require_image_shape(SPEC.image_shape, SPEC.title)
     common.seed_everything(hp.seed)
     repeat = hp.steps_per_epoch is not None
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True, augmentation=None,
                              shuffle_buffer=hp.shuffle_buffer, repeat=repeat, seed=hp.seed)
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
-        model = build_mnist_model(inputs.n_classes, inputs.image_shape)
+        model = build_mnist_model(inputs.n_classes, SPEC.image_shape, inputs.image_shape)
         common.compile_classifier(model, hp.learning_rate, inputs.n_classes)
     logging.info("Training %s on %d classes: %d epochs x %s steps of %d", SPEC.title, inputs.n_classes,
                  hp.epochs, hp.steps_per_epoch or "all", hp.batch_size)

@@ -60,7 +60,6 @@ def learning_rate(hp: ScratchHParams, steps_per_epoch: int):
 def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
     """Builds, compiles and fits the model, from where `backup` says a killed run stopped;
     returns (model, history dict, kept epoch or None)."""
-    inputs.require_image_shape(SPEC.image_shape, SPEC.title)
     common.seed_everything(hp.seed)
     repeat = hp.steps_per_epoch is not None
     train_ds = data.input_fn(inputs.train, hp.batch_size, training=True,
@@ -68,7 +67,7 @@ def train(hp: ScratchHParams, inputs: common.TrainingInputs, model_run_dir: str,
                              shuffle_buffer=hp.shuffle_buffer, repeat=repeat, seed=hp.seed)
     eval_ds = data.input_fn(inputs.eval, hp.batch_size, training=False)
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision) as policy:
-        model = build_scratch_model(inputs.n_classes, inputs.image_shape)
+        model = build_scratch_model(inputs.n_classes, SPEC.image_shape, inputs.image_shape)
         steps_per_epoch = hp.steps_per_epoch or int(train_ds.cardinality())
         common.compile_classifier(model, learning_rate(hp, steps_per_epoch), inputs.n_classes,
                                   label_smoothing=hp.label_smoothing, weight_decay=hp.weight_decay,

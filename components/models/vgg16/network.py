@@ -6,11 +6,9 @@ import keras
 
 from components import contract
 from components.image_shape import BOOK_IMAGE_SHAPE, ImageShape
-from components.training.heads import POOLING_FLATTEN, DenseHead, apply_layers
+from components.training.heads import POOLING_FLATTEN, apply_layers, build_head, input_resizing
 
 from . import weights as vgg16_weights
-
-RESIZING_LAYER_NAME = "network_input_resize"
 
 
 class Vgg16Parts:
@@ -19,28 +17,23 @@ class Vgg16Parts:
     sub-models the two training phases need."""
 
     def __init__(self, weights: str, dense_units: int = 256, dropout: float = 0.0, n_classes: int = 2,
-                 image_shape: ImageShape = BOOK_IMAGE_SHAPE, network_size: Optional[int] = None,
+                 image_shape: ImageShape = BOOK_IMAGE_SHAPE, transform_shape: Optional[ImageShape] = None,
                  pooling: str = POOLING_FLATTEN):
-        """image_shape: Transform's images (the model's input); network_size: the square side the
-        conv base sees, the images resized to it in the model (None: image_shape's); pooling:
-        how the head reads the conv base's output (training.heads)."""
+        """image_shape: what the conv base sees; transform_shape: Transform's images, the model's
+        input, resized to image_shape in the model (None: image_shape); pooling: how the head
+        reads the conv base's output (training/heads.py)."""
         self.weights = weights
-        self.image_shape = image_shape
-        self.network_shape = image_shape if network_size is None else ImageShape(
-            network_size, network_size, image_shape.channels)
-        self.input_layers = [vgg16_weights.preprocessing_layer(weights)]
-        if self.network_shape != image_shape:
-            # Bilinear, as Transform's resize (antialiasing only matters when shrinking).
-            self.input_layers.insert(0, keras.layers.Resizing(
-                self.network_shape.height, self.network_shape.width, interpolation="bilinear",
-                name=RESIZING_LAYER_NAME))
-        self.base = vgg16_weights.conv_base(weights, self.network_shape)
+        self.input_shape = transform_shape or image_shape
+        """The model's input (Transform's images); the conv base's is image_shape."""
+        self.input_layers = input_resizing(self.input_shape, image_shape, "VGG16") + [
+            vgg16_weights.preprocessing_layer(weights)]
+        self.base = vgg16_weights.conv_base(weights, image_shape)
         # Recorded before layers are reused in other graphs (then `layer.output` is ambiguous).
         self._output_shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in self.base.layers}
         self._layer_names = [layer.name for layer in self.base.layers]
-        self.head = DenseHead(dense_units, dropout, n_classes, pooling)
-        inputs = keras.Input(self.image_shape.as_tuple, name=contract.TRANSFORMED_IMAGE_KEY)
-        outputs = self.head(self.base(apply_layers(inputs, self.input_layers)))
+        self.head = build_head(dense_units, dropout, n_classes, pooling)
+        inputs = keras.Input(self.input_shape.as_tuple, name=contract.TRANSFORMED_IMAGE_KEY)
+        outputs = apply_layers(self.base(apply_layers(inputs, self.input_layers)), self.head)
         self.model = keras.Model(inputs, outputs, name="vgg16_transfer")
 
     def freeze_base(self):
@@ -66,12 +59,12 @@ class Vgg16Parts:
         trunk outputs trains the full model.
         """
         cut = self._index(layer_name)
-        inputs = keras.Input(self.image_shape.as_tuple, name=contract.TRANSFORMED_IMAGE_KEY)
+        inputs = keras.Input(self.input_shape.as_tuple, name=contract.TRANSFORMED_IMAGE_KEY)
         trunk_out = apply_layers(apply_layers(inputs, self.input_layers), self.base.layers[1:cut + 1])
         trunk = keras.Model(inputs, trunk_out, name=f"trunk_to_{layer_name}")
         features = keras.Input(self._output_shapes[layer_name], name=f"{layer_name}_features")
         x = apply_layers(features, self.base.layers[cut + 1:])
-        top = keras.Model(features, self.head(x), name=f"top_from_{layer_name}")
+        top = keras.Model(features, apply_layers(x, self.head), name=f"top_from_{layer_name}")
         return trunk, top
 
     def segment(self, after: str, end_at: str) -> keras.Model:

@@ -134,14 +134,13 @@ def fit_end_to_end(parts: Vgg16Parts, inputs, hp: Vgg16HParams, epochs: int, pha
 def train(hp: Vgg16HParams, inputs: common.TrainingInputs, model_run_dir: str, backup: TrainingBackup):
     """Both phases, from where `backup` says a killed run stopped; returns (parts, merged
     history, phase start epochs)."""
-    inputs.require_image_shape(SPEC.image_shape, SPEC.title)
     common.seed_everything(hp.seed)
     budget = common.TimeBudget(hp.time_budget_minutes, started=backup.clock_start)
     n_classes = inputs.n_classes
     fast = hp.feature_extraction == FEATURE_EXTRACTION_FAST
     with common.distribution_strategy().scope(), precision.policy_scope(hp.precision):
-        parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes, inputs.image_shape,
-                           hp.network_input_size, hp.head_pooling)
+        parts = Vgg16Parts(hp.weights, hp.dense_units, hp.head_dropout, n_classes, SPEC.image_shape,
+                           inputs.image_shape, hp.head_pooling)
         # The frozen layers as the killed run had them, before their outputs are cached.
         backup.restore_weights(parts.model)
         cache = None
