@@ -1,7 +1,8 @@
-"""The model input's image shape: what Transform decodes and resizes every image to.
+"""Image shapes: what each model's network takes (its ModelSpec), and what Transform decodes
+and resizes every image to.
 
-A plain dataclass, importable without TensorFlow: the pipeline chooses the shape
-from the selected models (pipeline/model_registry.py) and hands it to Transform
+A plain dataclass, importable without TensorFlow: the pipeline chooses Transform's shape
+from the selected models (the largest: pipeline/model_registry.py) and hands it to Transform
 as custom_config; preprocessing_fn, the Trainers and explanations read it back.
 """
 import dataclasses
