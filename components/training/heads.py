@@ -1,4 +1,5 @@
-"""What every model's network shares: the classifier output and the dense head.
+"""What every model's network shares: the resize from Transform's images, the classifier
+output and the dense head.
 
 All models take Transform's output, float32 in [0, 1]. Two classes get the book's
 one-unit sigmoid head; more classes a softmax head of one unit per class.
