@@ -99,7 +99,7 @@ def section(spec, runs: list) -> str:
             f"| {recipe} | {', '.join(str(run['seed']) for run in group)} | "
             f"{statistics.mean(accuracies):.1%} / **{min(accuracies):.1%}** / {max(accuracies):.1%} | "
             f"{', '.join(f'{a:.1%}' for a in accuracies)} | "
-            f"{', '.join('%s (%s)' % (run['kept_epoch'], run['epochs_run']) for run in group)} | "
+            f"{', '.join('%s (%s)' % (run['kept_epoch'] or 'last', run['epochs_run']) for run in group)} | "
             f"{', '.join(str(round(run['run_seconds'] / 60)) for run in group)} |")
     return "\n".join(lines)
 
