@@ -237,11 +237,16 @@ def test_mnist_convnet_resumes_after_a_crash(pipeline_inputs, tmp_path, monkeypa
     assert report["history"]["loss"][:1] == backup["state"]["phases"]["mnist"]["history"]["loss"]
 
 
-def tiny_training(tmp_path, hparams: dict, epochs: int) -> TrainingBackup:
-    """A two-weight model fitted with a Trainer's backup callback, on a TFX-like layout."""
+def tiny_backup(tmp_path, trainer_module: str, hparams: dict) -> TrainingBackup:
+    """A Trainer's backup for a run in a TFX-like layout under tmp_path (component Trainer_tiny)."""
     fn_args = FnArgs(train_files=["examples/Split-train/*"], eval_files=["examples/Split-eval/*"],
                      transform_output="transform", model_run_dir=str(tmp_path / "Trainer_tiny" / "model_run" / "1"))
-    backup = TrainingBackup.for_run(fn_args, "tests.tiny", hparams)
+    return TrainingBackup.for_run(fn_args, trainer_module, hparams)
+
+
+def tiny_training(tmp_path, hparams: dict, epochs: int) -> TrainingBackup:
+    """A two-weight model fitted with a Trainer's backup callback, on a TFX-like layout."""
+    backup = tiny_backup(tmp_path, "tests.tiny", hparams)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss="mse")
     x = np.arange(8, dtype=np.float32).reshape(-1, 1)
@@ -290,10 +295,8 @@ class KillAtEpochBegin(keras.callbacks.Callback):
 
 def averaged_training(tmp_path, epochs: int, kill_at_epoch=None):
     """A one-weight regression trained full-batch (deterministic) with averaged weights and the
-    backup; returns (raw weights, averaged weights) after the last epoch's step."""
-    fn_args = FnArgs(train_files=["examples/Split-train/*"], eval_files=["examples/Split-eval/*"],
-                     transform_output="transform", model_run_dir=str(tmp_path / "Trainer_tiny" / "model_run" / "1"))
-    backup = TrainingBackup.for_run(fn_args, "tests.tiny_averaged", {"epochs": epochs})
+    backup; returns the model, holding the averaged weights after the last epoch."""
+    backup = tiny_backup(tmp_path, "tests.tiny_averaged", {"epochs": epochs})
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="zeros")])
     model.compile(optimizer=common.rmsprop(0.05, ema_momentum=0.5), loss="mse")
     x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(-1, 1)
@@ -302,21 +305,21 @@ def averaged_training(tmp_path, epochs: int, kill_at_epoch=None):
     backup.phase("tiny", epochs, model, tracked=[averaging]).run(lambda initial_epoch, callback: model.fit(
         x, 2 * x + 1, epochs=epochs, initial_epoch=initial_epoch, batch_size=8, shuffle=False,
         validation_data=(x, 2 * x + 1), callbacks=[averaging] + kill + [callback], verbose=0))
-    averaged = [v.numpy() for v in model.weights]
-    return model, averaged
+    return model
 
 
 def test_averaged_weights_are_saved_and_a_resumed_run_trains_the_raw_ones(tmp_path):
     """A backup is saved while the model holds the averaged weights: the resumed run must put
     the raw ones back before its next step, or it trains on from the average."""
-    _, uninterrupted = averaged_training(tmp_path / "uninterrupted", epochs=4)
+    uninterrupted = averaged_training(tmp_path / "uninterrupted", epochs=4).get_weights()
 
     with pytest.raises(KilledAtEpoch):
         averaged_training(tmp_path / "killed", epochs=4, kill_at_epoch=2)
     saved = read_json_state(tmp_path / "killed")
     (averaging,) = saved["callbacks"]
     assert averaging == {"class": "SwapEMAWeights", "state": {"_ema_weights_in_model": True}}
-    model, resumed = averaged_training(tmp_path / "killed", epochs=4)
+    model = averaged_training(tmp_path / "killed", epochs=4)
+    resumed = model.get_weights()
 
     for expected, actual in zip(uninterrupted, resumed, strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-6)

@@ -164,9 +164,8 @@ def rmsprop(learning_rate, weight_decay: Optional[float] = None,
     """RMSprop (learning_rate: a float or a keras LearningRateSchedule); weight_decay: Keras'
     decoupled decay (None: none); ema_momentum: keep an exponential moving average of the
     weights, per step (None: none; averaged_weights() puts it in the model at each epoch's end)."""
-    return keras.optimizers.RMSprop(learning_rate=learning_rate, weight_decay=weight_decay,
-                                    use_ema=ema_momentum is not None,
-                                    ema_momentum=0.99 if ema_momentum is None else ema_momentum)
+    averaging = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": ema_momentum}
+    return keras.optimizers.RMSprop(learning_rate=learning_rate, weight_decay=weight_decay, **averaging)
 
 
 def averaged_weights() -> keras.callbacks.SwapEMAWeights:
