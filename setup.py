@@ -17,7 +17,9 @@ setup(
     # KFP's `system.HTML` artifact type must import as module `system` in the
     # pipeline's containers (see components/kfp_system/__init__.py).
     package_dir={"system": "components/kfp_system"},
-    package_data={"serving": ["configs/*"], "components.html_pages": ["templates/*.html"]},
+    package_data={"serving": ["configs/*"], "components.html_pages": ["templates/*.html"],
+                  # Each model's recorded accuracy over seeds, which the evaluation report shows.
+                  "components.models": ["*/recorded_seeds.json"]},
     install_requires=[
         "tfx>=1.21,<1.22",
         "tensorflow-serving-api",

@@ -6,27 +6,26 @@
 Each seed is one run-local of the selected model with `--set <model>.seed=N` (and
 any --set given here), in one output folder per model, so ingestion and Transform
 run once and are cached for the next seeds. Every finished seed is kept in
-results/seeds_<model>.json (a later session adds seeds to it; a recipe change starts
-a new record: entries are grouped by their hyper-parameters without the seed), and
+components/models/<model>/recorded_seeds.json (components.evaluation.recorded_accuracy:
+a later session adds seeds to it; runs are grouped by their hyper-parameters without the
+seed, so a recipe change starts a new group; the evaluation report reads it), and
 RESULTS-training.md's section seeds_<model> shows each recipe's spread: mean, min and
 max test accuracy, the kept epoch and the time per run.
 """
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
 from benchmarks import full_data, results_file
 from components import contract
-from components.evaluation import tfma_results
+from components.evaluation import recorded_accuracy, tfma_results
 from pipeline import model_registry
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "RESULTS-training.md")
-RECORD = os.path.join(HERE, "results", "seeds_{model}.json")
 COMMAND = "nice -n 10 .venv/bin/python -m benchmarks.seed_spread"
 # What `make bench` runs: three seeds of each cats vs dogs model's default preset.
 RECORDED_SEEDS = (1, 2, 3)
@@ -61,46 +60,18 @@ def run_seed(spec, seed: int, sets, data_dir: str, output_dir: str, quick: bool 
             "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
 
 
-def load_record(model: str) -> list:
-    path = RECORD.format(model=model)
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)
-
-
-def save_record(model: str, runs: list) -> None:
-    path = RECORD.format(model=model)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(runs, f, indent=1)
-
-
-def recipes(runs: list, defaults: dict) -> list:
-    """[(hparams, runs with those hparams)], in the order the recipes were first run. A
-    hyper-parameter a run's record lacks (it came later) had its default's effect."""
-    grouped = {}
-    for run in runs:
-        grouped.setdefault(json.dumps({**defaults, **run["hparams"]}, sort_keys=True), []).append(run)
-    return [(json.loads(key), group) for key, group in grouped.items()]
-
-
 def section(spec, runs: list) -> str:
     lines = [f"### {spec.title}: test accuracy over seeds (TFMA, through the pipeline)", "",
              f"    {COMMAND} --model {spec.key} --seeds {' '.join(map(str, RECORDED_SEEDS))} [--set NAME=VALUE ...]", "",
              "| recipe | seeds | test accuracy: mean / min / max | per seed | kept epoch (of run) | minutes per run |",
              "| --- | --- | --- | --- | --- | --- |"]
-    default = {k: v for k, v in spec.default_hparams.as_custom_config().items() if k != "seed"}
-    for hparams, group in recipes(runs, default):
-        changed = {k: v for k, v in hparams.items() if default.get(k) != v and k != "seed"}
-        recipe = "default preset" + "".join(f" `--set {k}={json.dumps(v)}`" for k, v in sorted(changed.items()))
-        accuracies = [run["test_accuracy"] for run in group]
+    for recipe in recorded_accuracy.recipes(runs, recorded_accuracy.default_hparams(spec.package)):
+        name = "default preset" + "".join(f" `{option}`" for option in recipe.sets)
         lines.append(
-            f"| {recipe} | {', '.join(str(run['seed']) for run in group)} | "
-            f"{statistics.mean(accuracies):.1%} / **{min(accuracies):.1%}** / {max(accuracies):.1%} | "
-            f"{', '.join(f'{a:.1%}' for a in accuracies)} | "
-            f"{', '.join('%s (%s)' % (run['kept_epoch'] or 'last', run['epochs_run']) for run in group)} | "
-            f"{', '.join(str(round(run['run_seconds'] / 60)) for run in group)} |")
+            f"| {name} | {', '.join(map(str, recipe.seeds))} | "
+            f"{recipe.mean:.1%} / **{recipe.min:.1%}** / {recipe.max:.1%} | "
+            f"{', '.join(f'{a:.1%}' for a in recipe.accuracies)} | "
+            f"{', '.join(recipe.kept_epochs)} | {', '.join(map(str, recipe.minutes))} |")
     return "\n".join(lines)
 
 
@@ -126,8 +97,9 @@ def main(argv=None):
             if args.quick:
                 print(json.dumps(run), flush=True)
                 continue
-            runs = [r for r in load_record(key) if (r["seed"], r["hparams"]) != (seed, run["hparams"])] + [run]
-            save_record(key, runs)
+            runs = [r for r in recorded_accuracy.load(spec.package)
+                    if (r["seed"], r["hparams"]) != (seed, run["hparams"])] + [run]
+            recorded_accuracy.save(spec.package, runs)
             results_file.replace_section(RESULTS, f"seeds_{key}", section(spec, runs))
             print(json.dumps(run), flush=True)
 

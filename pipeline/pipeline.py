@@ -34,11 +34,13 @@ PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 def create_model_gate(model_name: str, suffix: str, model: channel.BaseChannel,
                       examples: channel.BaseChannel, thresholds: BlessingThresholds,
                       serving_model_dir: str, evaluation: EvaluationConfig = EvaluationConfig(),
-                      with_report: bool = True) -> List[base_node.BaseNode]:
+                      with_report: bool = True, model_run: Optional[channel.BaseChannel] = None,
+                      model_package: str = "") -> List[base_node.BaseNode]:
     """What follows a Trainer: BaselineLookup -> Evaluator (TFMA on the test split,
     against the served baseline) -> Pusher (only a blessed model), and the HTML
-    EvaluationReport. Ids end in _<suffix> (e.g. Evaluator_scratch) so every
-    model's nodes coexist."""
+    EvaluationReport (with the Trainer's `model_run` and the model's `model_package`,
+    it sets the run's accuracy beside its recipe's recorded seeds). Ids end in
+    _<suffix> (e.g. Evaluator_scratch) so every model's nodes coexist."""
     baseline = BaselineLookup(
         candidate_model=model, serving_model_dir=serving_model_dir, model_name=model_name,
     ).with_id(f"BaselineLookup_{suffix}")
@@ -58,6 +60,7 @@ def create_model_gate(model_name: str, suffix: str, model: channel.BaseChannel,
         model=model, evaluation=evaluator.outputs["evaluation"],
         model_blessing=evaluator.outputs["blessing"], baseline_model=baseline.outputs["baseline_model"],
         examples=examples, model_name=model_name, num_worst_images=evaluation.num_worst_images,
+        model_package=model_package, **({"model_run": model_run} if model_run is not None else {}),
     ).with_id(f"EvaluationReport_{suffix}")
     return [baseline, evaluator, pusher, report]
 
@@ -120,7 +123,8 @@ def create_pipeline(config: PipelineConfig,
         for node in create_model_gate(
             model_name=model.spec.served_name, suffix=key, model=trainers[key].outputs["model"],
             examples=examples, thresholds=model.thresholds,
-            serving_model_dir=config.serving_model_dir, evaluation=config.evaluation)]
+            serving_model_dir=config.serving_model_dir, evaluation=config.evaluation,
+            model_run=trainers[key].outputs["model_run"], model_package=model.spec.package)]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

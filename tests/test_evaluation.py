@@ -94,11 +94,14 @@ def test_create_pipeline_gates_each_trainer_with_its_own_thresholds(tmp_path):
     pipeline = create_pipeline(config)
     for suffix, model_name, minimum in (("scratch", model_registry.get("scratch").served_name, 0.61),
                                         ("vgg16", model_registry.get("vgg16").served_name, 0.90)):
-        trainer_model = component_by_id(pipeline, f"Trainer_{suffix}").outputs["model"]
+        trainer = component_by_id(pipeline, f"Trainer_{suffix}")
+        trainer_model = trainer.outputs["model"]
         lookup = component_by_id(pipeline, f"BaselineLookup_{suffix}")
         evaluator = component_by_id(pipeline, f"Evaluator_{suffix}")
         pusher = component_by_id(pipeline, f"Pusher_{suffix}")
-        assert component_by_id(pipeline, f"EvaluationReport_{suffix}") is not None
+        evaluation_report = component_by_id(pipeline, f"EvaluationReport_{suffix}")
+        assert evaluation_report.inputs["model_run"] is trainer.outputs["model_run"]
+        assert evaluation_report.exec_properties["model_package"] == model_registry.get(suffix).package
         assert lookup.inputs["candidate_model"] is trainer_model
         assert lookup.exec_properties["model_name"] == model_name
         assert lookup.exec_properties["serving_model_dir"] == config.serving_model_dir

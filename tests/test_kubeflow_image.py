@@ -6,6 +6,7 @@ VGG16 weights are installed without dependencies, and the pinned extras match
 requirements.lock.
 """
 import fnmatch
+import glob
 import os
 import re
 
@@ -59,7 +60,8 @@ def test_vgg16_weights_are_baked_in_and_pins_match_the_lock():
 
 def test_the_package_built_as_the_image_builds_it_holds_its_data_files(tmp_path):
     """The image copies these folders and runs `pip install .`: the wheel must
-    carry the HTML templates and serving configs, which are not Python modules."""
+    carry the HTML templates, serving configs and the models' recorded accuracy,
+    which are not Python modules."""
     import shutil
     import subprocess
     import sys
@@ -77,6 +79,9 @@ def test_the_package_built_as_the_image_builds_it_holds_its_data_files(tmp_path)
     templates = os.path.join("components", "html_pages", "templates")
     expected = {f"{templates}/{name}" for name in os.listdir(os.path.join(REPO, templates))}
     expected |= {f"serving/configs/{name}" for name in os.listdir(os.path.join(REPO, "serving", "configs"))}
+    records = glob.glob(os.path.join(REPO, "components", "models", "*", "recorded_seeds.json"))
+    assert records  # the evaluation report's recorded accuracy
+    expected |= {os.path.relpath(path, REPO) for path in records}
     assert expected <= installed, expected - installed
 
 

@@ -4,11 +4,14 @@ and the same evaluation as the metrics the KFP UI draws (ui_metrics.py).
 This component gathers the page's inputs (TFMA's metrics and thresholds,
 tfma_results.py; the blessing decision and the baseline; the test images
 scored through the serving signature, served_scores.py) and writes the page
-(report_page.py). Pictures are embedded (data: URIs) so the page is a single
+(report_page.py), with the accuracy this model's recipes reached over seeds on the
+full data beside this run's recipe (recorded_accuracy.py). Pictures are embedded (data: URIs) so the page is a single
 file: KFP's UI renders an artifact of type system.HTML from its URI, and
 locally `catsdogs run-local` prints the path of the same file.
 """
-from typing import Optional, Tuple
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +24,7 @@ from tfx.utils import path_utils
 from components import contract, html_artifact, kfp_ui_artifacts
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
-from components.evaluation import served_scores, tfma_results, ui_metrics
+from components.evaluation import recorded_accuracy, served_scores, tfma_results, ui_metrics
 from components.evaluation.report_page import ReportInputs, render_html
 from components.formats import examples as examples_format
 
@@ -38,9 +41,25 @@ def write_page(page: str, uri: str) -> str:
     return path
 
 
+def run_hparams(model_run_uri: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The hyper-parameters the Trainer recorded in its training report (None: no report)."""
+    if not model_run_uri:
+        return None
+    path = os.path.join(model_run_uri, contract.TRAINING_REPORT_DIR, contract.TRAINING_HISTORY_FILE)
+    if not tf.io.gfile.exists(path):
+        logging.warning("No training report at %s: the run's recipe is unknown", path)
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f).get("hparams")
+
+
 def build_report(model_dir: str, evaluation_uri: str, blessing_uri: str, baseline_uri: Optional[str],
                  examples: standard_artifacts.Examples, model_name: str,
-                 num_worst_images: int) -> Tuple[str, ReportInputs]:
+                 num_worst_images: int, model_run_uri: Optional[str] = None,
+                 model_package: str = "") -> Tuple[str, ReportInputs]:
+    """`model_package`: the model's folder (its ModelSpec.package), whose recorded seeds the
+    page compares this run's recipe with (from `model_run_uri`'s training report); "" for
+    none."""
     class_names = examples_format.class_names(examples.uri)
     baseline = (baseline_lookup.read_baseline_info_at(baseline_uri) if baseline_uri
                 else baseline_lookup.BaselineInfo(False, "no baseline input"))
@@ -53,7 +72,8 @@ def build_report(model_dir: str, evaluation_uri: str, blessing_uri: str, baselin
         thresholds=tfma_results.accuracy_thresholds(evaluation_uri),
         decision=blessing_decision.read_decision(blessing_uri),
         accuracy_metric=tfma_results.accuracy_metric_of(slices), baseline=baseline,
-        worst=served_scores.worst_classified(scored, num_worst_images), serving_accuracy=serving_accuracy)
+        worst=served_scores.worst_classified(scored, num_worst_images), serving_accuracy=serving_accuracy,
+        recorded=recorded_accuracy.compare(model_package, run_hparams(model_run_uri)) if model_package else None)
     return render_html(inputs), inputs
 
 
@@ -69,13 +89,18 @@ def EvaluationReport(
         classification_metrics: OutputArtifact[kfp_ui_artifacts.ClassificationMetrics],
         model_name: Parameter[str],
         num_worst_images: Parameter[int] = 10,
+        model_run: InputArtifact[standard_artifacts.ModelRun] = None,
+        model_package: Parameter[str] = "",
 ) -> None:
     """Writes the HTML page as the report artifact; the scalars, the confusion
-    matrix and the ROC curve as the metrics artifacts."""
+    matrix and the ROC curve as the metrics artifacts. `model_run` (the Trainer's
+    training report) and `model_package` (the model's folder) let the page set this
+    run's accuracy beside its recipe's recorded seeds."""
     page, inputs = build_report(
         model_dir=path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
         evaluation_uri=evaluation.uri, blessing_uri=model_blessing.uri, baseline_uri=baseline_model.uri,
-        examples=examples, model_name=model_name, num_worst_images=num_worst_images)
+        examples=examples, model_name=model_name, num_worst_images=num_worst_images,
+        model_run_uri=model_run.uri if model_run else None, model_package=model_package)
     path = write_page(page, report.uri)
     report.set_string_custom_property(REPORT_PATH_PROPERTY, path)
     report.set_string_custom_property("display_name", f"evaluation of {model_name}")

@@ -1,7 +1,9 @@
 """The evaluation report's HTML page (template:
 components/html_pages/templates/evaluation_report.html): the blessing
 decision and why, the metric table (overall and per label, with the baseline
-beside it), the confusion matrix picture and the worst-classified test images."""
+beside it), the accuracy this model's recipes reached over seeds on the full data
+(this run's recipe marked), the confusion matrix picture and the worst-classified
+test images."""
 import dataclasses
 from typing import Dict, List, Optional, Sequence
 
@@ -11,6 +13,7 @@ import tensorflow_model_analysis as tfma
 from components import contract, html_pages
 from components.evaluation import baseline as baseline_lookup
 from components.evaluation import decision as blessing_decision
+from components.evaluation import recorded_accuracy
 from components.evaluation.eval_config import (
     ACCURACY_METRIC,
     DECISION_THRESHOLD,
@@ -48,6 +51,8 @@ class ReportInputs:
     baseline: baseline_lookup.BaselineInfo
     worst: List[ScoredImage]
     serving_accuracy: Optional[float]
+    recorded: Optional[recorded_accuracy.Comparison] = None
+    """The model's recorded recipes and this run's (None: the model has no record to compare)."""
 
 
 def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], title: str) -> str:
@@ -127,6 +132,45 @@ def _confusion_picture(r: ReportInputs, overall: SliceMetrics) -> Optional[str]:
     return confusion_matrix_png(matrix, r.class_names, title) if matrix is not None else None
 
 
+def _recorded_summary(r: ReportInputs, overall: SliceMetrics) -> Optional[Dict]:
+    """This run's accuracy and recipe against the recorded seeds: sentences, and one table
+    row per recorded recipe (this run's marked)."""
+    recorded = r.recorded
+    if recorded is None:
+        return None
+    accuracy, count = overall.get(r.accuracy_metric), overall.get("example_count")
+    same = recorded.same_recipe
+    lines = []
+    if recorded.run_changes is None:
+        lines.append("This run's hyper-parameters are unknown (no training report), so its recipe "
+                     "cannot be matched with a recorded one.")
+    else:
+        lines.append(f"This run's recipe: {recorded_accuracy.RecipeSpread(recorded.run_changes, []).describe()}.")
+    if not recorded.recipes:
+        lines.append("No run of this model is recorded yet (benchmarks.seed_spread records them).")
+    elif same is None and recorded.run_changes is not None:
+        lines.append("No recorded run used this recipe: the table shows what the recorded ones reached, "
+                     "which this run's accuracy need not match.")
+    if same is not None and accuracy is not None and count:
+        images = same.test_images
+        if images != [int(count)]:
+            lines.append(f"The recorded runs were evaluated on {', '.join(map(str, images))} test images, "
+                         f"this run on {int(count)}: the accuracies are not comparable.")
+        else:
+            where = ("below every recorded seed" if accuracy < same.min else
+                     "above every recorded seed" if accuracy > same.max else "within the recorded seeds' range")
+            lines.append(f"{r.accuracy_metric} {accuracy:.1%} is {where} of this recipe "
+                         f"({same.min:.1%}-{same.max:.1%} over {len(same.runs)} seeds).")
+    rows = [{"recipe": recipe.describe(), "this_run": recipe is same,
+             "seeds": ", ".join(map(str, recipe.seeds)),
+             "spread": f"{recipe.mean:.1%} / {recipe.min:.1%} / {recipe.max:.1%}",
+             "per_seed": ", ".join(f"{a:.1%}" for a in recipe.accuracies),
+             "kept_epochs": ", ".join(recipe.kept_epochs), "minutes": ", ".join(map(str, recipe.minutes)),
+             "test_images": ", ".join(map(str, recipe.test_images))}
+            for recipe in recorded.recipes]
+    return {"lines": lines, "rows": rows}
+
+
 def render_html(r: ReportInputs) -> str:
     overall = r.slices.get("overall", SliceMetrics())
     label_slices = [name for name in r.slices if name != "overall"]
@@ -166,4 +210,5 @@ def render_html(r: ReportInputs) -> str:
     return html_pages.render(
         TEMPLATE, model_name=r.model_name, verdict=verdict, verdict_colour=colour,
         thumbnail_size=THUMBNAIL_SIZE, reasons=_reasons(r, overall), header=header, rows=rows,
-        signature_check=signature_check, confusion_picture=_confusion_picture(r, overall), worst=worst)
+        signature_check=signature_check, recorded=_recorded_summary(r, overall),
+        confusion_picture=_confusion_picture(r, overall), worst=worst)
