@@ -53,6 +53,13 @@ def changes_from(hparams: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str,
     return {name: value for name, value in hparams.items() if name != SEED and defaults.get(name) != value}
 
 
+def describe(changes: Dict[str, Any]) -> str:
+    """'default preset', or 'default preset with NAME=VALUE, ...' (values as JSON)."""
+    if not changes:
+        return "default preset"
+    return "default preset with " + ", ".join(f"{name}={json.dumps(value)}" for name, value in sorted(changes.items()))
+
+
 @dataclasses.dataclass(frozen=True)
 class RecipeSpread:
     """One recipe's recorded runs, one per seed."""
@@ -94,9 +101,7 @@ class RecipeSpread:
         return sorted({run["test_images"] for run in self.runs})
 
     def describe(self) -> str:
-        """'default preset', or 'default preset with NAME=VALUE, ...' (values as JSON)."""
-        return "default preset" + (" with " + ", ".join(f"{name}={json.dumps(value)}" for name, value
-                                                        in sorted(self.changes.items())) if self.changes else "")
+        return describe(self.changes)
 
     @property
     def sets(self) -> List[str]:
@@ -119,10 +124,6 @@ class Comparison:
     recipes: List[RecipeSpread]
     run_changes: Optional[Dict[str, Any]]
     """This run's hyper-parameters that differ from the default preset (None: unknown)."""
-
-    @property
-    def default_preset(self) -> Optional[RecipeSpread]:
-        return next((recipe for recipe in self.recipes if not recipe.changes), None)
 
     @property
     def same_recipe(self) -> Optional[RecipeSpread]:

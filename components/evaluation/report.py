@@ -4,10 +4,11 @@ and the same evaluation as the metrics the KFP UI draws (ui_metrics.py).
 This component gathers the page's inputs (TFMA's metrics and thresholds,
 tfma_results.py; the blessing decision and the baseline; the test images
 scored through the serving signature, served_scores.py) and writes the page
-(report_page.py), with the accuracy this model's recipes reached over seeds on the
-full data beside this run's recipe (recorded_accuracy.py). Pictures are embedded (data: URIs) so the page is a single
-file: KFP's UI renders an artifact of type system.HTML from its URI, and
-locally `catsdogs run-local` prints the path of the same file.
+(report_page.py), with the accuracy this model's recipes reached over seeds on
+the full data beside this run's recipe (recorded_accuracy.py). Pictures are
+embedded (data: URIs) so the page is a single file: KFP's UI renders an
+artifact of type system.HTML from its URI, and locally `catsdogs run-local`
+prints the path of the same file.
 """
 import json
 import os

@@ -145,7 +145,7 @@ def _recorded_summary(r: ReportInputs, overall: SliceMetrics) -> Optional[Dict]:
         lines.append("This run's hyper-parameters are unknown (no training report), so its recipe "
                      "cannot be matched with a recorded one.")
     else:
-        lines.append(f"This run's recipe: {recorded_accuracy.RecipeSpread(recorded.run_changes, []).describe()}.")
+        lines.append(f"This run's recipe: {recorded_accuracy.describe(recorded.run_changes)}.")
     if not recorded.recipes:
         lines.append("No run of this model is recorded yet (benchmarks.seed_spread records them).")
     elif same is None and recorded.run_changes is not None:
