@@ -173,6 +173,7 @@ def test_book_preset_is_listing_5_14_and_the_default_keeps_the_best_epoch():
     book = BOOK_SCRATCH
     assert (book.epochs, book.steps_per_epoch, book.batch_size, book.learning_rate) == (100, 100, 32, 1e-4)
     assert book.reduce_lr_patience is None and not book.keep_best_weights and book.precision == "float32"
+    assert book.weight_decay is None and book.ema_momentum is None  # the book's plain RMSprop
     default = ScratchHParams()
     assert default.keep_best_weights and default.reduce_lr_patience is not None
     assert default.augmentation == book.augmentation == LISTING_5_14
