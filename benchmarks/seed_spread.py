@@ -11,6 +11,10 @@ a later session adds seeds to it; runs are grouped by their hyper-parameters wit
 seed, so a recipe change starts a new group; the evaluation report reads it), and
 RESULTS-training.md's section seeds_<model> shows each recipe's spread: mean, min and
 max test accuracy, the kept epoch and the time per run.
+
+The table names each recipe by how it differs from the default preset of the code that
+writes it; after a default changes, `--tables-only` rewrites the sections from the records
+(no training, no data needed).
 """
 import argparse
 import json
@@ -84,12 +88,21 @@ def main(argv=None):
                         help="a hyper-parameter of this model over its default preset (repeatable)")
     full_data.add_argument(parser)
     parser.add_argument("--work-dir", default="/tmp/bench_seed_spread")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="rewrite RESULTS-training.md's seeds sections from the recorded runs against "
+                             "the current defaults, and train nothing")
     parser.add_argument("--quick", action="store_true",
                         help="run-local's smoke budgets: checks this benchmark in minutes (on data/sample); "
                              "its figures mean nothing, so they go to --work-dir only")
     args = parser.parse_args(argv)
+    keys = [args.model] if args.model else model_registry.DEFAULT_MODELS
+    if args.tables_only:
+        for key in keys:
+            spec = model_registry.get(key)
+            results_file.replace_section(RESULTS, f"seeds_{key}", section(spec, recorded_accuracy.load(spec.package)))
+        return
     data_dir = full_data.require(args.data_dir, "seed_spread")
-    for key in [args.model] if args.model else model_registry.DEFAULT_MODELS:
+    for key in keys:
         spec = model_registry.get(key)
         sets = [f"{key}.{assignment}" for assignment in args.set]
         for seed in args.seeds:

@@ -113,3 +113,32 @@ def test_the_report_refuses_to_compare_other_test_sets_other_recipes_and_unknown
     assert "No run of this model is recorded yet" in empty and "<th>per seed</th>" not in empty
     assert "Recorded accuracy over seeds" not in page(0.6, 1000, None)
 
+
+
+def results_section(text, name):
+    return text.split(f"<!-- begin {name} -->\n", 1)[1].split(f"\n<!-- end {name} -->", 1)[0]
+
+
+def test_tables_only_rewrites_the_seeds_sections_from_the_records_and_keeps_the_rest(tmp_path, monkeypatch):
+    from benchmarks import seed_spread
+    results = tmp_path / "RESULTS-training.md"
+    results.write_text("A hand-written note.\n\n"
+                       "<!-- begin seeds_scratch -->\nstale table\n<!-- end seeds_scratch -->\n")
+    monkeypatch.setattr(seed_spread, "RESULTS", str(results))
+    monkeypatch.delenv("CATSDOGS_DATA_DIR", raising=False)  # no data: nothing is trained
+    seed_spread.main(["--model", "scratch", "--tables-only"])
+    text = results.read_text()
+    assert text.startswith("A hand-written note.\n") and "stale table" not in text
+    expected = seed_spread.section(SCRATCH, recorded_accuracy.load(SCRATCH.package))
+    assert results_section(text, "seeds_scratch") == expected
+
+
+def test_the_shipped_seeds_tables_name_recipes_against_the_current_defaults():
+    """A default changed without `seed_spread --tables-only` leaves RESULTS naming old recipes."""
+    from benchmarks import seed_spread
+    with open(seed_spread.RESULTS, encoding="utf-8") as results:
+        text = results.read()
+    for key in model_registry.DEFAULT_MODELS:
+        spec = model_registry.get(key)
+        expected = seed_spread.section(spec, recorded_accuracy.load(spec.package))
+        assert results_section(text, f"seeds_{key}") == expected, key
