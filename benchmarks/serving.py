@@ -2,13 +2,15 @@
 project's gRPC server (a separate `catsdogs serve` process on loopback), for
 batch 1 and batch 32: p50/p99 latency and images/s, sequential requests.
 
-    .venv/bin/python -m benchmarks.serving [--model-dir DIR] [--iterations-b1 N] [--iterations-b32 N]
+    .venv/bin/python -m benchmarks.serving [--model-dir DIR --label NAME] [--iterations-b1 N] [--iterations-b32 N]
 
 Without --model-dir the model is the book's scratch convnet (listing 5.5,
 components.models.scratch.network.build_scratch_model, untrained: same compute)
 behind the serving contract's image_bytes signature. Writes
-benchmarks/RESULTS-serving.md. Goals: gRPC overhead <= 20 % at batch 32 and
-< 5 ms p50 at batch 1 beyond the model's own time.
+benchmarks/RESULTS-serving.md, one section per model (latency-benchmark for the
+untrained convnet, latency-benchmark-NAME for --model-dir), so that `make bench`
+leaves the figures of exported models in place. Goals: gRPC overhead <= 20 % at
+batch 32 and < 5 ms p50 at batch 1 beyond the model's own time.
 """
 import argparse
 import contextlib
@@ -16,6 +18,7 @@ import datetime
 import glob
 import os
 import platform
+import re
 import shlex
 import socket
 import subprocess
@@ -144,11 +147,15 @@ def measure(model_dir: str, images, iterations, warmup: int = 3):
     return local, remote
 
 
-def write_results(model_desc, image_root, local, remote, command, load_before, load_after):
+def section_name(label) -> str:
+    return "latency-benchmark" + (f"-{label}" if label else "")
+
+
+def write_results(model_desc, image_root, local, remote, command, load_before, load_after, label=None):
     b1 = remote[1]["p50_ms"] - local[1]["p50_ms"]
     b32 = remote[32]["p50_ms"] / local[32]["p50_ms"] - 1
     lines = [
-        "## Latency: in-process call vs. `catsdogs serve`", "",
+        f"## Latency: in-process call vs. `catsdogs serve`, {label or 'untrained scratch convnet'}", "",
         f"Command: `{command}` (also run by `make bench`).",
         f"Model: {model_desc}.",
         f"Images: real JPEGs from `{os.path.relpath(image_root, REPO_ROOT)}`, raw bytes (decode and resize "
@@ -162,10 +169,10 @@ def write_results(model_desc, image_root, local, remote, command, load_before, l
         "| path | batch | p50 ms | p99 ms | images/s | requests |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for label, figures in (("in-process SavedModel call", local), ("gRPC, catsdogs serve", remote)):
+    for path, figures in (("in-process SavedModel call", local), ("gRPC, catsdogs serve", remote)):
         for size in BATCH_SIZES:
             f = figures[size]
-            lines.append(f"| {label} | {size} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | "
+            lines.append(f"| {path} | {size} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | "
                          f"{f['images_per_s']:.1f} | {f['n']} |")
     lines += [
         "",
@@ -175,7 +182,7 @@ def write_results(model_desc, image_root, local, remote, command, load_before, l
         f"{'met' if b32 <= BATCH32_OVERHEAD_GOAL else 'NOT met'}.",
         "",
     ]
-    replace_section(RESULTS, "latency-benchmark", "\n".join(lines))
+    replace_section(RESULTS, section_name(label), "\n".join(lines))
     print("\n".join(lines))
 
 
@@ -183,9 +190,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", help="a SavedModel with the contract's serving_default signature")
     parser.add_argument("--model-desc", help="what --model-dir is, for the results file")
+    parser.add_argument("--label", help="short name of --model-dir's model (letters, digits, '-'): "
+                                        "its figures go to section latency-benchmark-LABEL")
     parser.add_argument("--iterations-b1", type=int, default=200)
     parser.add_argument("--iterations-b32", type=int, default=30)
     args = parser.parse_args(argv)
+    if args.model_dir and not re.fullmatch(r"[A-Za-z0-9-]+", args.label or ""):
+        parser.error("--model-dir needs --label NAME (letters, digits, '-'): the section its figures go to")
+    if args.label and not args.model_dir:
+        parser.error("--label names the model of --model-dir; without it the model is the untrained convnet")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     iterations = {1: args.iterations_b1, 32: args.iterations_b32}
     image_root, images = load_images()
@@ -200,7 +213,7 @@ def main(argv=None) -> int:
         local, remote = measure(model_dir, images, iterations)
     given = sys.argv[1:] if argv is None else argv
     command = "python -m benchmarks.serving" + "".join(f" {shlex.quote(arg)}" for arg in given)
-    write_results(model_desc, image_root, local, remote, command, load_before, os.getloadavg()[0])
+    write_results(model_desc, image_root, local, remote, command, load_before, os.getloadavg()[0], args.label)
     return 0
 
 
