@@ -156,7 +156,7 @@ def write_results(model_desc, image_root, local, remote, command, load_before, l
     b32 = remote[32]["p50_ms"] / local[32]["p50_ms"] - 1
     lines = [
         f"## Latency: in-process call vs. `catsdogs serve`, {label or 'untrained scratch convnet'}", "",
-        f"Command: `{command}` (also run by `make bench`).",
+        f"Command: `{command}`" + ("." if label else " (also run by `make bench`)."),
         f"Model: {model_desc}.",
         f"Images: real JPEGs from `{os.path.relpath(image_root, REPO_ROOT)}`, raw bytes (decode and resize "
         "are inside the model's signature, so they count as model time).",
@@ -211,7 +211,9 @@ def main(argv=None) -> int:
             model_desc = ("the book's scratch convnet (listing 5.5, 3.45 M parameters, untrained) behind the "
                           "serving contract's `image_bytes` signature (components.training.export)")
         local, remote = measure(model_dir, images, iterations)
-    given = sys.argv[1:] if argv is None else argv
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--model-desc" in given[:-1]:  # the Model line shows it
+        given[given.index("--model-desc") + 1] = "..."
     command = "python -m benchmarks.serving" + "".join(f" {shlex.quote(arg)}" for arg in given)
     write_results(model_desc, image_root, local, remote, command, load_before, os.getloadavg()[0], args.label)
     return 0
