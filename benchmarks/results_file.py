@@ -8,6 +8,16 @@ def _markers(name: str):
     return f"<!-- begin {name} -->", f"<!-- end {name} -->"
 
 
+def read_section(path: str, name: str) -> str:
+    """The text of section `name` of path, as replace_section wrote it (KeyError if it has none)."""
+    begin, end = _markers(name)
+    with open(path, encoding="utf-8") as results:
+        content = results.read()
+    if begin not in content or end not in content:
+        raise KeyError(f"{path} has no section {name}")
+    return content.split(begin + "\n", 1)[1].split("\n" + end, 1)[0]
+
+
 def replace_section(path: str, name: str, text: str) -> None:
     """Writes text as section `name` of path (appended if the file has none)."""
     begin, end = _markers(name)

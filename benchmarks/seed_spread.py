@@ -79,6 +79,10 @@ def section(spec, runs: list) -> str:
     return "\n".join(lines)
 
 
+def write_table(spec, runs: list) -> None:
+    results_file.replace_section(RESULTS, f"seeds_{spec.key}", section(spec, runs))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=model_registry.DEFAULT_MODELS,
@@ -97,9 +101,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     keys = [args.model] if args.model else model_registry.DEFAULT_MODELS
     if args.tables_only:
-        for key in keys:
-            spec = model_registry.get(key)
-            results_file.replace_section(RESULTS, f"seeds_{key}", section(spec, recorded_accuracy.load(spec.package)))
+        for spec in map(model_registry.get, keys):
+            write_table(spec, recorded_accuracy.load(spec.package))
         return
     data_dir = full_data.require(args.data_dir, "seed_spread")
     for key in keys:
@@ -113,7 +116,7 @@ def main(argv=None):
             runs = [r for r in recorded_accuracy.load(spec.package)
                     if (r["seed"], r["hparams"]) != (seed, run["hparams"])] + [run]
             recorded_accuracy.save(spec.package, runs)
-            results_file.replace_section(RESULTS, f"seeds_{key}", section(spec, runs))
+            write_table(spec, runs)
             print(json.dumps(run), flush=True)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from benchmarks import seed_spread
+from benchmarks import results_file, seed_spread
 from components.evaluation import baseline, recorded_accuracy, report_page
 from components.evaluation.tfma_results import SliceMetrics
 from pipeline import model_registry
@@ -115,10 +115,6 @@ def test_the_report_refuses_to_compare_other_test_sets_other_recipes_and_unknown
     assert "Recorded accuracy over seeds" not in page(0.6, 1000, None)
 
 
-def results_section(text, name):
-    return text.split(f"<!-- begin {name} -->\n", 1)[1].split(f"\n<!-- end {name} -->", 1)[0]
-
-
 def test_tables_only_rewrites_the_seeds_sections_from_the_records_and_keeps_the_rest(tmp_path, monkeypatch):
     results = tmp_path / "RESULTS-training.md"
     results.write_text("A hand-written note.\n\n"
@@ -129,14 +125,12 @@ def test_tables_only_rewrites_the_seeds_sections_from_the_records_and_keeps_the_
     text = results.read_text()
     assert text.startswith("A hand-written note.\n") and "stale table" not in text
     expected = seed_spread.section(SCRATCH, recorded_accuracy.load(SCRATCH.package))
-    assert results_section(text, "seeds_scratch") == expected
+    assert results_file.read_section(str(results), "seeds_scratch") == expected
 
 
 def test_the_shipped_seeds_tables_name_recipes_against_the_current_defaults():
     """A default changed without `seed_spread --tables-only` leaves RESULTS naming old recipes."""
-    with open(seed_spread.RESULTS, encoding="utf-8") as results:
-        text = results.read()
     for key in model_registry.DEFAULT_MODELS:
         spec = model_registry.get(key)
         expected = seed_spread.section(spec, recorded_accuracy.load(spec.package))
-        assert results_section(text, f"seeds_{key}") == expected, key
+        assert results_file.read_section(seed_spread.RESULTS, f"seeds_{key}") == expected, key

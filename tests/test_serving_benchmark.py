@@ -2,7 +2,7 @@
 (the untrained convnet) does not overwrite the figures measured on an exported model."""
 import pytest
 
-from benchmarks import serving
+from benchmarks import results_file, serving
 
 
 def figures(p50_ms):
@@ -15,11 +15,10 @@ def test_an_exported_models_figures_and_the_untrained_convnets_live_in_separate_
     monkeypatch.setattr(serving, "RESULTS", str(results))
     serving.write_results("a VGG16 export", str(tmp_path), figures(300.0), figures(310.0), "cmd", 1.0, 1.0, "vgg16")
     serving.write_results("untrained", str(tmp_path), figures(10.0), figures(12.0), "cmd", 1.0, 1.0)
-    text = results.read_text()
-    vgg16 = text.split("<!-- begin latency-benchmark-vgg16 -->", 1)[1].split("<!-- end latency-benchmark-vgg16 -->")[0]
+    vgg16 = results_file.read_section(str(results), "latency-benchmark-vgg16")
     assert "Model: a VGG16 export." in vgg16 and "| 1 | 300.00 |" in vgg16
     assert "gRPC adds **10.00 ms**" in vgg16 and "make bench" not in vgg16
-    untrained = text.split("<!-- begin latency-benchmark -->", 1)[1].split("<!-- end latency-benchmark -->")[0]
+    untrained = results_file.read_section(str(results), "latency-benchmark")
     assert "Model: untrained." in untrained and "gRPC adds **2.00 ms**" in untrained and "make bench" in untrained
 
 
