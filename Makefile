@@ -9,7 +9,7 @@ DATA_DIR ?= data/sample
 
 env: $(VENV)/.bootstrap-complete
 
-$(VENV)/.bootstrap-complete: requirements.lock setup.py scripts/bootstrap.sh
+$(VENV)/.bootstrap-complete: requirements.lock setup.py scripts/bootstrap.sh scripts/retry.sh
 	scripts/bootstrap.sh
 
 run: env

@@ -31,10 +31,10 @@ def read_all_files(data_dir: str) -> tuple:
 
 def run_example_gen(data_dir: str) -> tuple:
     from components.image_example_gen.folder_run import ingest_folder
-    from pipeline.configs import LOCAL_BEAM_ARGS
+    from pipeline.configs import LOCAL_BEAM_ARGS, with_worker_image
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        examples = ingest_folder(data_dir, out, LOCAL_BEAM_ARGS)
+        examples = ingest_folder(data_dir, out, with_worker_image(LOCAL_BEAM_ARGS))
         elapsed = time.perf_counter() - start
         with open(os.path.join(examples.uri, "ingestion_report.json")) as file:
             totals = json.load(file)["totals"]

@@ -11,7 +11,7 @@ from components import contract
 from components.evaluation import eval_config
 from components.evaluation.evaluator import Evaluator
 from components.evaluation.thresholds import BlessingThresholds
-from pipeline.configs import LOCAL_BEAM_ARGS, PipelineConfig
+from pipeline.configs import LOCAL_BEAM_ARGS, PipelineConfig, with_worker_image
 from pipeline.pipeline import create_data_components, create_model_gate
 
 
@@ -36,7 +36,7 @@ def create_gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_d
         components=[examples, model, *nodes], enable_cache=False,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(root, "metadata.sqlite")),
-        beam_pipeline_args=list(LOCAL_BEAM_ARGS))
+        beam_pipeline_args=list(with_worker_image(LOCAL_BEAM_ARGS)))
 
 
 DATA_MODEL_IMPORTER_ID = "model_importer"
@@ -65,5 +65,5 @@ def create_data_pipeline(config: PipelineConfig, model_dir: str, metadata_connec
         components=[*data_components, model, evaluator],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=list(config.executor_beam_args),
     )

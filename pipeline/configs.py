@@ -24,6 +24,27 @@ PIPELINE_NAME = "cats-vs-dogs"
 LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1",
                    f"--update_compatibility_version={metadata.version('apache-beam')}")
 
+PIPELINE_IMAGE = "catsdogs-tfx:0.1.0"
+"""The image the Dockerfile builds (README): every KFP task's and remote Beam worker's."""
+
+# The Beam flags that tell TFX how workers get their Python packages: with none of
+# them, every Beam executor builds and stages an sdist of TFX itself (52 MB and
+# about 2 s per component, left in the temp folder: tfx/utils/dependency_utils.py,
+# make_beam_dependency_flags), which the in-process DirectRunner never reads and a
+# remote worker could not use (it lacks this project's components).
+BEAM_DEPENDENCY_FLAGS = ("--extra_package", "--setup_file", "--requirements_file",
+                         "--worker_harness_container_image", "--sdk_container_image")
+
+
+def with_worker_image(beam_args: Sequence[str], image: str = PIPELINE_IMAGE) -> Tuple[str, ...]:
+    """beam_args, plus --sdk_container_image=image unless they already say how workers
+    get their packages: remote workers (Dataflow) run the pipeline's image, which holds
+    TFX and this project; the DirectRunner ignores the flag."""
+    names = {arg.split("=", 1)[0] for arg in beam_args}
+    if names & set(BEAM_DEPENDENCY_FLAGS):
+        return tuple(beam_args)
+    return (*beam_args, f"--sdk_container_image={image}")
+
 
 @dataclasses.dataclass(frozen=True)
 class IngestionConfig:
@@ -81,6 +102,8 @@ class PipelineConfig:
     metadata_path: Optional[str] = None  # SQLite MLMD for local runs; None on KFP
     pipeline_name: str = PIPELINE_NAME
     beam_pipeline_args: Sequence[str] = LOCAL_BEAM_ARGS
+    beam_worker_image: str = PIPELINE_IMAGE
+    """Remote Beam workers' image, unless beam_pipeline_args name their packages (with_worker_image)."""
     ingestion: IngestionConfig = IngestionConfig()
     models: Mapping[str, ModelSettings] = dataclasses.field(
         default_factory=lambda: select_models(model_registry.DEFAULT_MODELS))
@@ -97,6 +120,11 @@ class PipelineConfig:
     @property
     def served_names(self) -> Tuple[str, ...]:
         return tuple(model.spec.served_name for model in self.models.values())
+
+    @property
+    def executor_beam_args(self) -> Tuple[str, ...]:
+        """What the pipeline's Beam executors get (with_worker_image)."""
+        return with_worker_image(self.beam_pipeline_args, self.beam_worker_image)
 
     @property
     def image_shape(self) -> ImageShape:

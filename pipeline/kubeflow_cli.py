@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from pipeline import kubeflow_client, kubeflow_pipeline_root, model_registry
+from pipeline import configs, kubeflow_client, kubeflow_pipeline_root, model_registry
 from pipeline.kubeflow_client import ConnectionSettings, KfpError
 
 
@@ -49,7 +49,8 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="pipeline.yaml",
                         help="compiled PipelineSpec, .yaml (default: %(default)s)")
     parser.add_argument("--image", help="pipeline container image NAME:TAG built from the "
-                        "Dockerfile (default: catsdogs-tfx:0.1.0)")
+                        "Dockerfile, for every task and any remote Beam worker's --sdk_container_image "
+                        f"(default: {configs.PIPELINE_IMAGE})")
     parser.add_argument("--pipeline-root", help="where the tasks write artifacts, gs://BUCKET/PATH: "
                         "the package's defaultPipelineRoot, which runs start with (the KFP UI's run "
                         "form shows it; `submit` sends it)")
@@ -77,7 +78,8 @@ def _add_compile_arguments(parser: argparse.ArgumentParser) -> None:
                         "failed task again (default 1, after 30 s)")
     parser.add_argument("--beam-arg", action="append", metavar="ARG", help="Beam pipeline "
                         "argument for the data components, repeatable, replaces the DirectRunner "
-                        "defaults (e.g. --beam-arg=--runner=DataflowRunner)")
+                        "defaults (e.g. --beam-arg=--runner=DataflowRunner); --sdk_container_image=IMAGE is "
+                        "added unless one names the workers' packages")
     parser.add_argument("--display-name", help="pipeline display name")
     parser.add_argument("--no-cache", action="store_true", help="disable TFX/KFP caching")
     parser.add_argument("--quick", action="store_true", help="tiny training budgets and smoke-run blessing "

@@ -120,7 +120,7 @@ def _gke_gpu_pool() -> kubeflow_platform.PodPlacement:
 @dataclasses.dataclass(frozen=True)
 class KubeflowConfig:
     """Everything about the cluster that the pipeline definition does not know."""
-    image: str = "catsdogs-tfx:0.1.0"
+    image: str = configs.PIPELINE_IMAGE
     pipeline_root: Optional[str] = None
     """The package's defaultPipelineRoot (gs://...); None leaves it to each run."""
     data_root: str = "gs://catsdogs-tfx/data/cats_and_dogs_small"
@@ -197,6 +197,7 @@ def build_pipeline_config(kubeflow: KubeflowConfig) -> configs.PipelineConfig:
         metadata_path=None,
         pipeline_name=kubeflow.pipeline_name,
         beam_pipeline_args=tuple(kubeflow.beam_pipeline_args),
+        beam_worker_image=kubeflow.image,
         models=models,
         enable_cache=kubeflow.enable_cache,
     )

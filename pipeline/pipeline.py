@@ -132,7 +132,7 @@ def create_pipeline(config: PipelineConfig,
         components=[*data_components, *trainers.values(), *galleries, *gates],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=list(config.executor_beam_args),
     )
 
 

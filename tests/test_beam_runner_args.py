@@ -1,7 +1,9 @@
 """The Beam arguments docs/KUBEFLOW.md gives for Flink and Dataflow: the Flink
 ones are those tests/test_portable_runner.py runs with, and `catsdogs compile`
 carries either set to every Beam component, read back from the compiled spec
-the way TFX's KFP v2 container entrypoint reads its arguments."""
+the way TFX's KFP v2 container entrypoint reads its arguments, with the
+pipeline image as the workers' --sdk_container_image, so that TFX's executors
+never build and stage an sdist of TFX (tfx/utils/dependency_utils.py)."""
 import os
 import re
 
@@ -9,7 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline import cli, kubeflow_package  # noqa: E402
+from pipeline import cli, configs, kubeflow_package  # noqa: E402
 from tests.portable_beam import portable_beam_args  # noqa: E402
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "KUBEFLOW.md")
@@ -41,7 +43,9 @@ def test_compile_carries_the_documented_args_to_every_beam_component(runner, tmp
 
     beam_args = documented_beam_args(runner)
     path = str(tmp_path / "pipeline.yaml")
-    assert cli.main(["compile", "--output", path, *[f"--beam-arg={arg}" for arg in beam_args]]) == 0
+    image = "registry.example/catsdogs-tfx:9.9"
+    assert cli.main(["compile", "--output", path, "--image", image,
+                     *[f"--beam-arg={arg}" for arg in beam_args]]) == 0
     spec = kubeflow_package.load_package(path).pipeline_spec
     beam_tasks = []
     for task, task_spec in spec["root"]["dag"]["tasks"].items():
@@ -55,5 +59,31 @@ def test_compile_carries_the_documented_args_to_every_beam_component(runner, tmp
         executor = import_utils.import_class_by_path(parsed.executor_class_path)
         if issubclass(executor, base_beam_executor.BaseBeamExecutor):
             beam_tasks.append(task)
-            assert parsed_beam_args == beam_args, task
+            assert parsed_beam_args == [*beam_args, f"--sdk_container_image={image}"], task
     assert {task.split("_")[0] for task in beam_tasks} >= set(BEAM_COMPONENTS), beam_tasks
+
+
+def test_the_worker_image_is_added_unless_the_args_name_the_workers_packages():
+    assert configs.with_worker_image(["--runner=DirectRunner"], "img:1") == (
+        "--runner=DirectRunner", "--sdk_container_image=img:1")
+    for named in ("--sdk_container_image=mine:2", "--setup_file=./setup.py", "--extra_package=a.tar.gz",
+                  "--requirements_file=r.txt", "--worker_harness_container_image=old:1"):
+        assert configs.with_worker_image(["--runner=DataflowRunner", named], "img:1") == (
+            "--runner=DataflowRunner", named)
+
+
+def test_local_executors_build_no_tfx_package(tmp_path, monkeypatch):
+    """TFX's own check (run by every Beam executor) finds the workers' packages named,
+    so it neither builds nor stages an sdist of TFX."""
+    from tfx.utils import dependency_utils
+
+    def build_ephemeral_package():
+        raise AssertionError("TFX built an ephemeral package of itself")
+
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", build_ephemeral_package)
+    config = configs.PipelineConfig.for_local_run(str(tmp_path / "data"), str(tmp_path / "out"))
+    args = list(config.executor_beam_args)
+    assert dependency_utils.make_beam_dependency_flags(args) == args
+    assert args[-1] == f"--sdk_container_image={configs.PIPELINE_IMAGE}"
+    with pytest.raises(AssertionError, match="ephemeral"):  # what the pipeline's own args alone would do
+        dependency_utils.make_beam_dependency_flags(list(config.beam_pipeline_args))

@@ -19,6 +19,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 from components.evaluation import eval_config  # noqa: E402
 from pipeline import (  # noqa: E402
     cli,
+    configs,
     kfp_task_entrypoint,
     kubeflow_cache,
     kubeflow_package,
@@ -176,7 +177,7 @@ def test_every_container_runs_the_configured_image_with_beam_args(default_compil
         if container.command[-1] == kubeflow_cache.FINGERPRINT_MODULE:
             continue  # no Beam job
         assert container.command[-1] == kubeflow_runner.TASK_ENTRYPOINT
-        assert _beam_args(container) == list(config.beam_pipeline_args)
+        assert _beam_args(container) == list(configs.with_worker_image(config.beam_pipeline_args, config.image))
 
 
 def test_tfx_tasks_run_the_task_entrypoint_told_their_declared_outputs(default_compiled):
@@ -305,7 +306,7 @@ def test_cli_options_reach_the_compiled_spec(cli_compiled):
             continue
         assert executor.container.image == CUSTOM["image"]
         if label != f"{kubeflow_cache.FINGERPRINT_TASK}_executor":
-            assert _beam_args(executor.container) == list(CUSTOM["beam_args"])
+            assert _beam_args(executor.container) == [*CUSTOM["beam_args"], f"--sdk_container_image={CUSTOM['image']}"]
         if label in trainer_labels:
             assert executor.container.resources.accelerator.resource_count == str(CUSTOM["gpus"])
             assert executor.container.resources.resource_memory_limit == "48Gi"
