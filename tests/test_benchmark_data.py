@@ -23,3 +23,27 @@ def test_the_variable_names_the_data_and_a_folder_without_train_is_refused(tmp_p
     assert full_data.require(str(tmp_path / "full"), "bench") == str(tmp_path / "full")
     with pytest.raises(SystemExit, match="has no train/ folder"):
         full_data.require(str(tmp_path), "bench")
+
+
+def test_the_ingestion_benchmark_rewrites_only_its_section_and_leaves_no_tfx_build(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    from benchmarks import ingestion
+
+    results = tmp_path / "RESULTS-ingestion.md"
+    results.write_text("# Ingestion benchmark\n\n## A hand-written section\n\nkept\n")
+    monkeypatch.setattr(ingestion, "RESULTS", str(results))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+
+    result = ingestion.main(["--data-dir", sample])
+
+    text = results.read_text()
+    assert "## A hand-written section\n\nkept\n" in text
+    assert f"Examples written: {result['examples_written']}, rejected: 0." in text
+    assert result["examples_written"] == result["files"] == 160
+    assert result["tfx_package_megabytes"] > 1  # TFX's sdist was built, measured ...
+    assert not [name for name in os.listdir(temp) if os.path.isdir(temp / name / "build")]  # ... and removed
