@@ -29,9 +29,10 @@ PIPELINE_IMAGE = "catsdogs-tfx:0.1.0"
 
 # The Beam flags that tell TFX how workers get their Python packages: with none of
 # them, every Beam executor builds and stages an sdist of TFX itself (47 MB and
-# 1-2 s per component, left in the temp folder: tfx/utils/dependency_utils.py,
-# make_beam_dependency_flags; benchmarks/RESULTS-ingestion.md), which the in-process DirectRunner never reads and a
-# remote worker could not use (it lacks this project's components).
+# 1-2 s per component, left in the temp folder: make_beam_dependency_flags in
+# tfx/utils/dependency_utils.py; benchmarks/RESULTS-ingestion.md), which the
+# in-process DirectRunner never reads and a remote worker could not use (it lacks
+# this project's components).
 BEAM_DEPENDENCY_FLAGS = ("--extra_package", "--setup_file", "--requirements_file",
                          "--worker_harness_container_image", "--sdk_container_image")
 

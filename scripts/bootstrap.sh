@@ -38,8 +38,8 @@ ensure_glibc() {
   log "installing Debian 13 (trixie) libc6 and libstdc++6, pinned so nothing else is upgraded"
   echo "deb http://deb.debian.org/debian trixie main" | $sudo tee /etc/apt/sources.list.d/trixie.list >/dev/null
   printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' | $sudo tee /etc/apt/preferences.d/trixie >/dev/null
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -t trixie libc6 libstdc++6 >/dev/null
+  $sudo apt-get update -qq -o Acquire::Retries=5
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o Acquire::Retries=5 -t trixie libc6 libstdc++6 >/dev/null
   log "glibc is now $(glibc_version)"
 }
 
@@ -55,7 +55,7 @@ ensure_kubectl() {
     local sudo=""
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
     log "installing kubectl (Debian package kubernetes-client) to render k8s/ offline"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kubernetes-client >/dev/null \
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o Acquire::Retries=5 kubernetes-client >/dev/null \
       || log "kubectl could not be installed; manifest rendering tests will be skipped"
   fi
 }

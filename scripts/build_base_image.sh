@@ -68,17 +68,20 @@ in_rootfs() {
   rm -f "$script"
 }
 
-build_rootfs() {
+debootstrap_bookworm() {
   rm -rf "$ROOTFS"
-  log "debootstrap Debian 12 (bookworm) minbase with Python 3.11 into $ROOTFS (about 1 minute)"
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    bookworm "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
-    || { log "debootstrap failed; see $WORK/debootstrap.log"; exit 1; }
+    bookworm "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1
+}
+
+build_rootfs() {
+  log "debootstrap Debian 12 (bookworm) minbase with Python 3.11 into $ROOTFS (about 1 minute)"
+  retry debootstrap_bookworm || { log "debootstrap failed; see $WORK/debootstrap.log"; exit 1; }
   cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
   log "adding Debian 13 glibc and libstdc++ (apt-pinned, nothing else upgraded)"
   echo "deb $MIRROR trixie main" > "$ROOTFS/etc/apt/sources.list.d/trixie.list"
   printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > "$ROOTFS/etc/apt/preferences.d/trixie"
-  in_rootfs "apt-get update -qq && apt-get install -y -qq -t trixie libc6 libstdc++6 \
+  in_rootfs "apt-get update -qq -o Acquire::Retries=5 && apt-get install -y -qq -o Acquire::Retries=5 -t trixie libc6 libstdc++6 \
              && apt-get clean && rm -rf /var/lib/apt/lists/*" >"$WORK/apt.log" 2>&1 \
     || { tail -n 20 "$WORK/apt.log" >&2; exit 1; }
   log "installing requirements.lock into /opt/venv from the wheelhouse (no network)"

@@ -31,8 +31,8 @@ ensure_packages() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   [ ${#missing[@]} -eq 0 ] && return
   log "installing ${missing[*]} from Debian"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  as_root apt-get update -qq -o Acquire::Retries=5
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq -o Acquire::Retries=5 "${missing[@]}" >/dev/null
 }
 
 STARTED_DOCKERD=""
