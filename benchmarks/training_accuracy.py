@@ -86,6 +86,9 @@ def main(argv=None):
                         help="named hyper-parameters to start from (default: %(default)s)")
     parser.add_argument("--config", default="{}", help="overrides of the preset's custom_config (JSON)")
     full_data.add_argument(parser)
+    parser.add_argument("--transform-for", nargs="+", choices=model_registry.DEFAULT_MODELS, metavar="MODEL",
+                        help="size Transform's images as a run of these models does (the largest shape "
+                        "they take: e.g. scratch vgg16, the default run's 224x224; default: --model's own)")
     parser.add_argument("--name", default=None, help="results sub-folder (default: the model)")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results"))
@@ -103,12 +106,14 @@ def main(argv=None):
     spec = model_registry.get(args.model)
     config = dict(spec.preset(args.preset).as_custom_config(), **json.loads(args.config))
 
+    transform_shape = model_registry.image_shape_for(args.transform_for or [args.model])
+
     started = time.time()
     examples_dir = trainer_inputs.write_examples(args.data_dir, os.path.join(work_dir, "examples"))
     first_image = trainer_inputs.image_files(args.data_dir, contract.TRAIN_SPLIT, 1)
     transform_dir = trainer_inputs.build_transform_graph(
         next(iter(first_image.values()))[0], os.path.join(work_dir, "transform"),
-        model_registry.image_shape_for([args.model]).as_custom_config())
+        transform_shape.as_custom_config())
     prepared = time.time()
 
     run_fn = spec.load_run_fn()
@@ -122,6 +127,7 @@ def main(argv=None):
     history = report["history"]
     result.update({
         "model": args.model, "name": name, "preset": args.preset, "custom_config": config,
+        "transform_shape": str(transform_shape),
         "hparams": report["hparams"], "epochs_run": len(history.get("loss", [])),
         "phase_starts": report["phase_starts"], "kept_epoch": report.get("kept_epoch"),
         "final_val_accuracy": history["val_accuracy"][-1] if history.get("val_accuracy") else None,
