@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from benchmarks.results_file import replace_section
 from components import contract
 from components.evaluation import decision, report, tfma_results
 from pipeline import model_registry
@@ -89,10 +90,12 @@ def _fmt(value):
         f"{int(value)}" if float(value).is_integer() and value > 1 else f"{value:.4f}")
 
 
+TITLE = "# Evaluation benchmark: TFMA on the book's 1000-image test split"
+
+
 def write_results(results) -> None:
+    """Rewrites the evaluation-benchmark section of RESULTS; hand-written sections stay."""
     lines = [
-        "# Evaluation benchmark: TFMA on the book's 1000-image test split",
-        "",
         f"Command: `{COMMAND}` (after `benchmarks.training_accuracy` for each model; also `make bench`).",
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, {time.strftime('%Y-%m-%d')}; "
         "LocalDagRunner, Beam DirectRunner in_memory.",
@@ -123,8 +126,10 @@ def write_results(results) -> None:
             f"baseline accuracy {_fmt(second['baseline_accuracy'])}; Pusher: {second['pushed']['reason']}.",
             "",
         ]
-    with open(RESULTS, "w") as file:
-        file.write("\n".join(lines))
+    if not os.path.exists(RESULTS):
+        with open(RESULTS, "w") as file:
+            file.write(TITLE + "\n")
+    replace_section(RESULTS, "evaluation-benchmark", "\n".join(lines))
 
 
 def main(argv=None):

@@ -47,3 +47,25 @@ def test_the_ingestion_benchmark_rewrites_only_its_section_and_leaves_no_tfx_bui
     assert result["examples_written"] == result["files"] == 160
     assert result["tfx_package_megabytes"] > 1  # TFX's sdist was built, measured ...
     assert not [name for name in os.listdir(temp) if os.path.isdir(temp / name / "build")]  # ... and removed
+
+
+def test_the_evaluation_benchmark_rewrites_only_its_section(tmp_path, monkeypatch):
+    from benchmarks import evaluation
+
+    results = tmp_path / "RESULTS-evaluation.md"
+    monkeypatch.setattr(evaluation, "RESULTS", str(results))
+    run = {"metrics": dict.fromkeys(evaluation.SHOWN_METRICS, 0.5), "pushed": {"pushed": False, "reason": "r"},
+           "seconds": 3.0, "decision": "NOT BLESSED", "confusion": [[1, 0], [0, 1]],
+           "serving_check_agrees": True, "baseline_accuracy": None}
+    result = {"served_name": "cats_vs_dogs_scratch", "saved_model": "/m", "thresholds": {}, "first": run,
+              "second": dict(run, seconds=4.0)}
+
+    evaluation.write_results([result])
+    assert results.read_text().startswith(evaluation.TITLE + "\n")
+    results.write_text(results.read_text() + "\n## Hand-written\n\nkept\n")
+    evaluation.write_results([dict(result, served_name="cats_vs_dogs_vgg16")])
+
+    text = results.read_text()
+    assert text.endswith("## Hand-written\n\nkept\n")
+    assert "## cats_vs_dogs_vgg16" in text and "## cats_vs_dogs_scratch" not in text
+    assert text.count(evaluation.TITLE) == 1
