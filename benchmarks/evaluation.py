@@ -126,10 +126,7 @@ def write_results(results) -> None:
             f"baseline accuracy {_fmt(second['baseline_accuracy'])}; Pusher: {second['pushed']['reason']}.",
             "",
         ]
-    if not os.path.exists(RESULTS):
-        with open(RESULTS, "w") as file:
-            file.write(TITLE + "\n")
-    replace_section(RESULTS, "evaluation-benchmark", "\n".join(lines))
+    replace_section(RESULTS, "evaluation-benchmark", "\n".join(lines), title=TITLE)
 
 
 def main(argv=None):

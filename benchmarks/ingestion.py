@@ -35,10 +35,10 @@ def read_all_files(data_dir: str) -> tuple:
 
 def run_example_gen(data_dir: str) -> tuple:
     from components.image_example_gen.folder_run import ingest_folder
-    from pipeline.configs import LOCAL_BEAM_ARGS, with_worker_image
+    from pipeline.configs import LOCAL_EXECUTOR_BEAM_ARGS
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        examples = ingest_folder(data_dir, out, with_worker_image(LOCAL_BEAM_ARGS))
+        examples = ingest_folder(data_dir, out, LOCAL_EXECUTOR_BEAM_ARGS)
         elapsed = time.perf_counter() - start
         with open(os.path.join(examples.uri, "ingestion_report.json")) as file:
             totals = json.load(file)["totals"]
@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
         "examples_written": totals["examples_written"], "files_rejected": totals["files_rejected"],
         "tfx_package_seconds": package_seconds, "tfx_package_megabytes": package_bytes / 1e6,
     }
-    replace_section(RESULTS, "ingestion-benchmark", f"""## ImageExampleGen vs. reading the files
+    replace_section(RESULTS, "ingestion-benchmark", title="# Ingestion benchmark", text=f"""## ImageExampleGen vs. reading the files
 
 Command: `.venv/bin/python -m benchmarks.ingestion --data-dir {os.path.relpath(args.data_dir)}` (also run by `make bench`).
 Data: `{os.path.relpath(args.data_dir)}`, {n_files} JPEGs, {n_bytes / 1e6:.1f} MB.

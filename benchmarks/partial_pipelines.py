@@ -11,7 +11,7 @@ from components import contract
 from components.evaluation import eval_config
 from components.evaluation.evaluator import Evaluator
 from components.evaluation.thresholds import BlessingThresholds
-from pipeline.configs import LOCAL_BEAM_ARGS, PipelineConfig, with_worker_image
+from pipeline.configs import LOCAL_EXECUTOR_BEAM_ARGS, PipelineConfig
 from pipeline.pipeline import create_data_components, create_model_gate
 
 
@@ -36,7 +36,7 @@ def create_gate_pipeline(root: str, model_dir: str, examples_dir: str, serving_d
         components=[examples, model, *nodes], enable_cache=False,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(root, "metadata.sqlite")),
-        beam_pipeline_args=list(with_worker_image(LOCAL_BEAM_ARGS)))
+        beam_pipeline_args=list(LOCAL_EXECUTOR_BEAM_ARGS))
 
 
 DATA_MODEL_IMPORTER_ID = "model_importer"

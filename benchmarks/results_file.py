@@ -18,11 +18,12 @@ def read_section(path: str, name: str) -> str:
     return content.split(begin + "\n", 1)[1].split("\n" + end, 1)[0]
 
 
-def replace_section(path: str, name: str, text: str) -> None:
-    """Writes text as section `name` of path (appended if the file has none)."""
+def replace_section(path: str, name: str, text: str, title: str = "") -> None:
+    """Writes text as section `name` of path (appended if the file has none; a new
+    file starts with title)."""
     begin, end = _markers(name)
     block = f"{begin}\n{text.rstrip()}\n{end}\n"
-    content = ""
+    content = title + "\n" if title else ""
     if os.path.exists(path):
         with open(path, encoding="utf-8") as results:
             content = results.read()

@@ -33,18 +33,21 @@ PIPELINE_IMAGE = "catsdogs-tfx:0.1.0"
 # tfx/utils/dependency_utils.py; benchmarks/RESULTS-ingestion.md), which the
 # in-process DirectRunner never reads and a remote worker could not use (it lacks
 # this project's components).
-BEAM_DEPENDENCY_FLAGS = ("--extra_package", "--setup_file", "--requirements_file",
-                         "--worker_harness_container_image", "--sdk_container_image")
+BEAM_DEPENDENCY_FLAGS = frozenset({"--extra_package", "--setup_file", "--requirements_file",
+                                   "--worker_harness_container_image", "--sdk_container_image"})
 
 
 def with_worker_image(beam_args: Sequence[str], image: str = PIPELINE_IMAGE) -> Tuple[str, ...]:
     """beam_args, plus --sdk_container_image=image unless they already say how workers
     get their packages: remote workers (Dataflow) run the pipeline's image, which holds
     TFX and this project; the DirectRunner ignores the flag."""
-    names = {arg.split("=", 1)[0] for arg in beam_args}
-    if names & set(BEAM_DEPENDENCY_FLAGS):
+    if {arg.split("=", 1)[0] for arg in beam_args} & BEAM_DEPENDENCY_FLAGS:
         return tuple(beam_args)
     return (*beam_args, f"--sdk_container_image={image}")
+
+
+LOCAL_EXECUTOR_BEAM_ARGS = with_worker_image(LOCAL_BEAM_ARGS)
+"""For pipelines and executors run outside create_pipeline() (tests, benchmarks)."""
 
 
 @dataclasses.dataclass(frozen=True)

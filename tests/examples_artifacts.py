@@ -32,8 +32,8 @@ def split_uri(examples_uri: str, split: str = contract.TEST_SPLIT) -> str:
 def run_image_example_gen(data_dir: str, output_dir: str, **limits) -> standard_artifacts.Examples:
     """ImageExampleGen's executor on an image folder, on the local Beam runner."""
     from components.image_example_gen.folder_run import ingest_folder
-    from pipeline.configs import LOCAL_BEAM_ARGS, with_worker_image
-    return ingest_folder(data_dir, output_dir, with_worker_image(LOCAL_BEAM_ARGS), **limits)
+    from pipeline.configs import LOCAL_EXECUTOR_BEAM_ARGS
+    return ingest_folder(data_dir, output_dir, LOCAL_EXECUTOR_BEAM_ARGS, **limits)
 
 
 def read_split(examples: standard_artifacts.Examples, split: str) -> List[tf.train.Example]:

@@ -18,7 +18,7 @@ from components.explain.component import ExplainGallery
 from components.explain.model_graph import ModelGraph
 from components.formats import examples as examples_format
 from components.models.scratch.network import build_scratch_model
-from pipeline.configs import LOCAL_BEAM_ARGS, with_worker_image
+from pipeline.configs import LOCAL_EXECUTOR_BEAM_ARGS
 from tests.examples_artifacts import split_uri
 from tests.image_files import SAMPLE_DIR
 
@@ -110,7 +110,7 @@ def _gallery_pipeline(examples_dir, model_dir, root, metadata_path=None):
         components=[examples, model, explain], enable_cache=False,
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(metadata_path)) if metadata_path else None),
-        beam_pipeline_args=list(with_worker_image(LOCAL_BEAM_ARGS)))
+        beam_pipeline_args=list(LOCAL_EXECUTOR_BEAM_ARGS))
 
 
 def test_component_compiles_for_kubeflow_v2_as_an_html_artifact(examples_dir, model_artifact_dir):
